@@ -1,0 +1,47 @@
+"""The one record every stage passes along."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ragdistill.io import DataError, read_jsonl, write_jsonl
+
+
+@dataclass
+class Example:
+    """One question with its gold label and, once a teacher has seen it, the teacher's output.
+
+    ``label`` is what the student learns to write: the answer text for multiple choice (as the
+    paper's CQA labels), an equation for SVAMP. ``choices`` is None for open-ended tasks.
+    """
+
+    id: str
+    input: str
+    label: str
+    source: str
+    choices: list[str] | None = None
+    rationale: str | None = None
+    teacher_label: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict, where: str = "") -> Example:
+        for key in ("id", "input", "label", "source"):
+            if key not in row:
+                raise DataError(f"{where}: missing field {key!r}")
+        if not str(row["input"]).strip():
+            raise DataError(f"{where}: empty input")
+        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        return cls(**known)
+
+
+def save_examples(path: str | Path, examples: list[Example]) -> int:
+    return write_jsonl(path, (example.to_dict() for example in examples))
+
+
+def load_examples(path: str | Path) -> list[Example]:
+    return [Example.from_dict(row, f"{path}:{i}") for i, row in enumerate(read_jsonl(path), start=1)]

@@ -1,0 +1,53 @@
+"""Stage logic of evaluate: one trained student scored on the eval split (label task only)."""
+
+from __future__ import annotations
+
+import time
+
+from ragdistill import paths
+from ragdistill.config import Params
+from ragdistill.data.example import load_examples
+from ragdistill.data.registry import task_kind
+from ragdistill.evaluation.metrics import accuracy_summary, is_correct
+from ragdistill.evaluation.scoring import choose_labels, generate_labels
+from ragdistill.io import read_json, write_json, write_jsonl
+from ragdistill.log import log
+from ragdistill.students.formatting import TaskFormatter
+from ragdistill.students.models import load_student
+
+
+def evaluate(params: Params, dataset: str, method: str) -> dict:
+    """Score one trained student on the eval split (label task only) and save its predictions."""
+    started = time.perf_counter()
+    examples = load_examples(paths.split_file(dataset, "eval"))
+    student = load_student(str(paths.model_dir(dataset, method)))
+    formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder,
+                              params.student.max_input_tokens, params.student.max_target_tokens)
+    kind = task_kind(dataset)
+    scoring = params.eval.scoring
+    if scoring == "auto":
+        scoring = "choices" if kind == "choice" else "generate"
+    scores = None
+    if scoring == "choices":
+        predictions, scores = choose_labels(student, examples, formatter, desc=f"{dataset}/{method}")
+    else:
+        predictions = generate_labels(student, examples, formatter, params.eval.max_new_tokens,
+                                      params.eval.batch_size, desc=f"{dataset}/{method}")
+    correct = [is_correct(p, e.label, kind) for p, e in zip(predictions, examples)]
+    rows = [{"id": e.id, "gold": e.label, "prediction": p, "correct": c, **({"choice_scores": s} if scores else {})}
+            for e, p, c, s in zip(examples, predictions, correct, scores or [None] * len(examples))]
+    write_jsonl(paths.predictions(dataset, method), rows)
+    train_stats = read_json(paths.model_dir(dataset, method) / "train_stats.json")
+    result = {"dataset": dataset, "method": method, "scoring": scoring,
+              **accuracy_summary(correct, params.eval.bootstrap, params.eval.seed),
+              "eval_seconds": round(time.perf_counter() - started, 1),
+              "train_seconds": train_stats.get("train_seconds"),
+              "train_examples": train_stats.get("examples"),
+              "train_tokens_per_second": train_stats.get("real_tokens_per_second"),
+              "padding_waste": train_stats.get("padding_waste"),
+              "student": train_stats.get("student"),
+              "loss_history": train_stats.get("loss_history", [])}
+    write_json(paths.eval_result(dataset, method), result)
+    log(f"{dataset}/{method}: accuracy {result['accuracy']:.1%} "
+        f"[{result['ci_low']:.1%}, {result['ci_high']:.1%}] on {result['n']} examples")
+    return result

@@ -1,0 +1,30 @@
+"""Where each artifact of the pipeline lives (the single source for stage scripts and dvc.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PREPARED = Path("data/prepared")
+SPLITS = Path("data/splits")
+MODELS = Path("models")
+REPORTS = Path("reports")
+
+
+def prepared(dataset: str, split: str) -> Path:
+    return PREPARED / dataset / f"{split}.jsonl"
+
+
+def split_file(dataset: str, split: str) -> Path:
+    return SPLITS / dataset / f"{split}.jsonl"
+
+
+def model_dir(dataset: str, method: str) -> Path:
+    return MODELS / dataset / method
+
+
+def predictions(dataset: str, method: str) -> Path:
+    return REPORTS / "predictions" / f"{dataset}-{method}.jsonl"
+
+
+def eval_result(dataset: str, method: str) -> Path:
+    return REPORTS / "eval" / f"{dataset}-{method}.json"

@@ -1,0 +1,41 @@
+"""Stage logic of train-baseline and train-sbs: task rows from the split, one student trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragdistill import paths
+from ragdistill.config import Params
+from ragdistill.data.example import load_examples
+from ragdistill.io import write_json
+from ragdistill.log import log
+from ragdistill.students.formatting import build_task_rows
+from ragdistill.students.models import load_student
+from ragdistill.students.trainer import train_student
+
+
+def train(params: Params, dataset: str, method: str) -> dict:
+    if method != "finetune" and params.teacher == "none":
+        raise SystemExit(f"train {method}: teacher is 'none', so there are no teacher labels or rationales; "
+                         "set teacher (params.yaml) or train only finetune")
+    examples = load_examples(paths.split_file(dataset, "train"))
+    rows, skipped = build_task_rows(examples, method, params.train.alpha, params.train.sbs_labels)
+    if not rows:
+        raise SystemExit(f"train {method} on {dataset}: no training rows (skipped: {skipped})")
+    log(f"training {method} on {dataset}: {len(examples)} examples -> {len(rows)} task rows; skipped {skipped}")
+    log(f"loading student {params.student.model}")
+    student = load_student(params.student.model)
+    t = params.train
+    stats = train_student(
+        student, rows, paths.model_dir(dataset, method), lr=t.lr, epochs=t.epochs, batch_size=t.batch_size,
+        grad_accum=t.grad_accum, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, seed=t.seed,
+        max_steps=t.max_steps, max_input_tokens=params.student.max_input_tokens,
+        max_target_tokens=params.student.max_target_tokens,
+        checkpoint_dir=Path(".cache/checkpoints") / dataset / method,
+    )
+    stats.update(method=method, dataset=dataset, examples=len(examples), skipped=skipped,
+                 student=params.student.model)
+    write_json(paths.model_dir(dataset, method) / "train_stats.json", stats)
+    log(f"trained {method} on {dataset} in {stats['train_seconds']} s: {stats['real_tokens_per_second']} tokens/s, "
+        f"{stats['padding_waste']:.1%} padding")
+    return stats

@@ -1,0 +1,94 @@
+"""Choice likelihoods (with the shared KV cache) and batched greedy generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ragdistill.evaluation.scoring import choice_logprobs, choose_labels, generate_labels
+from ragdistill.students import TaskFormatter
+
+CHOICES = ["trees", "the kids and the apples", "7", "points", "where the answer is so"]
+
+
+def _reference_causal(student, prompt: list[int], target: list[int]) -> float:
+    """Run prompt + target as one sequence and average the log-probabilities of the target tokens."""
+    ids = torch.tensor([prompt + target])
+    with torch.no_grad():
+        logits = student.model(input_ids=ids).logits[0]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    start = len(prompt)
+    values = [logprobs[start + i - 1, token] for i, token in enumerate(target)]
+    return float(torch.stack(values).mean())
+
+
+def _reference_seq2seq(student, prompt: list[int], target: list[int]) -> float:
+    with torch.no_grad():
+        out = student.model(input_ids=torch.tensor([prompt]), labels=torch.tensor([target]))
+    logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+    mean = float(logprobs[torch.arange(len(target)), torch.tensor(target)].mean())
+    # The model's own loss is the mean negative log-likelihood of the same tokens.
+    assert mean == pytest.approx(-float(out.loss), abs=1e-5)
+    return mean
+
+
+@pytest.mark.parametrize("name", ["tiny_llama", "tiny_t5"])
+def test_choice_logprobs_match_reference(request, tiny_examples, name):
+    student = request.getfixturevalue(name)
+    student.model.eval()
+    formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
+    reference = _reference_seq2seq if student.is_encoder_decoder else _reference_causal
+    for example in tiny_examples(2):
+        prompt = formatter.prompt_ids("label", example.input)
+        targets = [formatter.target_ids(c) for c in CHOICES]
+        assert len({len(t) for t in targets}) > 2  # padding between targets is exercised
+        scores = choice_logprobs(student, prompt, targets)
+        expected = [reference(student, prompt, t) for t in targets]
+        assert scores == pytest.approx(expected, abs=1e-4)
+        assert len(set(round(s, 3) for s in scores)) > 1
+
+
+def test_choice_logprobs_single_target(tiny_llama):
+    formatter = TaskFormatter(tiny_llama.tokenizer, False)
+    prompt = formatter.prompt_ids("label", "Where do apples grow?")
+    target = formatter.target_ids("trees")
+    [score] = choice_logprobs(tiny_llama, prompt, [target])
+    assert score == pytest.approx(_reference_causal(tiny_llama, prompt, target), abs=1e-4)
+    assert score < 0
+
+
+@pytest.mark.parametrize("name", ["tiny_llama", "tiny_t5"])
+def test_choose_labels_returns_best_choice(request, tiny_examples, name):
+    student = request.getfixturevalue(name)
+    formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
+    examples = tiny_examples(3)
+    predictions, scores = choose_labels(student, examples, formatter)
+    assert len(predictions) == len(scores) == 3
+    for example, prediction, values in zip(examples, predictions, scores):
+        assert prediction in example.choices
+        assert len(values) == len(example.choices)
+        assert prediction == example.choices[values.index(max(values))]
+
+
+def test_choose_labels_needs_choices(tiny_llama, tiny_examples):
+    example = tiny_examples(1)[0]
+    example.choices = None
+    with pytest.raises(ValueError, match="needs choices"):
+        choose_labels(tiny_llama, [example], TaskFormatter(tiny_llama.tokenizer, False))
+
+
+@pytest.mark.parametrize("name", ["tiny_llama", "tiny_t5"])
+def test_generate_labels_batching_does_not_change_results(request, tiny_examples, name):
+    student = request.getfixturevalue(name)
+    formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
+    examples = tiny_examples(5)
+    examples[1].input = "How many?"  # very different lengths: a lot of padding in the batch
+    examples[3].input = "the answer is so because of what where when how many which " * 3
+    alone = generate_labels(student, examples, formatter, max_new_tokens=8, batch_size=1)
+    batched = generate_labels(student, examples, formatter, max_new_tokens=8, batch_size=4)
+    assert all(isinstance(text, str) for text in alone)
+    assert all("\n" not in text for text in alone)
+    assert batched == alone
+    # The results come back in the order of the examples, not the length-sorted order.
+    reordered = generate_labels(student, examples[::-1], formatter, max_new_tokens=8, batch_size=4)
+    assert reordered == alone[::-1]
