@@ -135,17 +135,12 @@ def test_load_params_bad_value_in_file(tmp_path):
         load_params(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="src/ragdistill/config.py _section skips type checks for dict defaults, so "
-                          "split.fraction: 0.5 reaches validate()'s .items() and raises AttributeError")
 def test_fraction_must_be_a_mapping(raw):
     raw["split"]["fraction"] = 0.5
     with pytest.raises(ConfigError, match="split.fraction"):
         validate(raw)
 
 
-@pytest.mark.xfail(strict=True, reason="src/ragdistill/config.py _check_range lets NaN through "
-                                       "(both comparisons are False), e.g. train.alpha: .nan")
 @pytest.mark.parametrize("key", ["train.alpha", "train.lr", "split.fraction.cqa", "split.valid_size"])
 def test_nan_is_rejected(raw, key):
     _set(raw, key, float("nan"))
@@ -153,8 +148,6 @@ def test_nan_is_rejected(raw, key):
         validate(raw)
 
 
-@pytest.mark.xfail(strict=True, reason="src/ragdistill/config.py _section does not type-check fields whose "
-                                       "default is None (data.max_train, data.max_eval)")
 def test_max_train_must_be_an_integer(raw):
     raw["data"]["max_train"] = "ten"
     with pytest.raises(ConfigError, match="data.max_train"):

@@ -32,7 +32,7 @@ def _reference_seq2seq(student, prompt: list[int], target: list[int]) -> float:
     return mean
 
 
-@pytest.mark.parametrize("name", ["tiny_llama", "tiny_t5"])
+@pytest.mark.parametrize("name", ["sharp_llama", "sharp_t5"])
 def test_choice_logprobs_match_reference(request, tiny_examples, name):
     student = request.getfixturevalue(name)
     student.model.eval()
@@ -48,16 +48,16 @@ def test_choice_logprobs_match_reference(request, tiny_examples, name):
         assert len(set(round(s, 3) for s in scores)) > 1
 
 
-def test_choice_logprobs_single_target(tiny_llama):
-    formatter = TaskFormatter(tiny_llama.tokenizer, False)
+def test_choice_logprobs_single_target(sharp_llama):
+    formatter = TaskFormatter(sharp_llama.tokenizer, False)
     prompt = formatter.prompt_ids("label", "Where do apples grow?")
     target = formatter.target_ids("trees")
-    [score] = choice_logprobs(tiny_llama, prompt, [target])
-    assert score == pytest.approx(_reference_causal(tiny_llama, prompt, target), abs=1e-4)
+    [score] = choice_logprobs(sharp_llama, prompt, [target])
+    assert score == pytest.approx(_reference_causal(sharp_llama, prompt, target), abs=1e-4)
     assert score < 0
 
 
-@pytest.mark.parametrize("name", ["tiny_llama", "tiny_t5"])
+@pytest.mark.parametrize("name", ["sharp_llama", "sharp_t5"])
 def test_choose_labels_returns_best_choice(request, tiny_examples, name):
     student = request.getfixturevalue(name)
     formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
@@ -70,14 +70,14 @@ def test_choose_labels_returns_best_choice(request, tiny_examples, name):
         assert prediction == example.choices[values.index(max(values))]
 
 
-def test_choose_labels_needs_choices(tiny_llama, tiny_examples):
+def test_choose_labels_needs_choices(sharp_llama, tiny_examples):
     example = tiny_examples(1)[0]
     example.choices = None
     with pytest.raises(ValueError, match="needs choices"):
-        choose_labels(tiny_llama, [example], TaskFormatter(tiny_llama.tokenizer, False))
+        choose_labels(sharp_llama, [example], TaskFormatter(sharp_llama.tokenizer, False))
 
 
-@pytest.mark.parametrize("name", ["tiny_llama", "tiny_t5"])
+@pytest.mark.parametrize("name", ["sharp_llama", "sharp_t5"])
 def test_generate_labels_batching_does_not_change_results(request, tiny_examples, name):
     student = request.getfixturevalue(name)
     formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
@@ -88,6 +88,7 @@ def test_generate_labels_batching_does_not_change_results(request, tiny_examples
     batched = generate_labels(student, examples, formatter, max_new_tokens=8, batch_size=4)
     assert all(isinstance(text, str) for text in alone)
     assert all("\n" not in text for text in alone)
+    assert len(set(alone)) == len(alone)  # the outputs depend on the prompt
     assert batched == alone
     # The results come back in the order of the examples, not the length-sorted order.
     reordered = generate_labels(student, examples[::-1], formatter, max_new_tokens=8, batch_size=4)

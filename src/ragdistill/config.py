@@ -6,6 +6,7 @@ the key and what is allowed. The library itself never reads ``params.yaml``: sta
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,13 @@ def _section(cls: type, raw: Any, name: str) -> Any:
     values = {}
     for key, value in raw.items():
         default = getattr(cls(), key)
-        if isinstance(default, bool) or (default is not None and not isinstance(default, dict)):
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                _fail(f"{name}.{key}", value, "a mapping")
+        elif default is None:  # optional whole numbers (caps)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                _fail(f"{name}.{key}", value, "null or a whole number of at least 1")
+        else:
             wanted = float if isinstance(default, float) else type(default)
             if wanted is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
@@ -114,7 +121,7 @@ def _section(cls: type, raw: Any, name: str) -> Any:
 
 
 def _check_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
-    if (value <= low if low_open else value < low) or value > high:
+    if math.isnan(value) or (value <= low if low_open else value < low) or value > high:
         _fail(key, value, f"a number in {'(' if low_open else '['}{low}, {high}]")
 
 

@@ -68,9 +68,16 @@ def _read_text(path: Path) -> str:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read JSON lines; a bad line raises DataError naming the file and line."""
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number, row) pairs; blank lines are skipped but still counted."""
     path = Path(path)
     rows = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    # Split on newlines only: str.splitlines would also break inside rows at U+2028 and friends.
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
         try:
@@ -79,7 +86,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
             raise DataError(f"{path}:{number}: invalid JSON ({err.msg})") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        rows.append((number, row))
     return rows
 
 
@@ -92,16 +99,17 @@ def read_json(path: str | Path) -> Any:
         raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
 
 
-def read_json_or_jsonl(path: str | Path) -> list[dict]:
-    """The DSS files are JSON lines despite their ``.json`` name; accept either form."""
+def read_json_or_jsonl_numbered(path: str | Path) -> list[tuple[int, dict]]:
+    """The DSS files are JSON lines despite their ``.json`` name; accept a JSON list as well.
+    Returns (line or position, row) pairs for error messages."""
     path = Path(path)
     text = _read_text(path).lstrip()
     if text.startswith("["):
         data = read_json(path)
         if not isinstance(data, list):
             raise DataError(f"{path}:1: expected a JSON list")
-        return data
-    return read_jsonl(path)
+        return list(enumerate(data, start=1))
+    return read_jsonl_numbered(path)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -114,3 +122,8 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_json_or_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSON-lines file or a JSON list."""
+    return [row for _, row in read_json_or_jsonl_numbered(path)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ragdistill.data.example import Example
 from ragdistill.evaluation.arith import try_eval
-from ragdistill.io import DataError, read_json, read_json_or_jsonl
+from ragdistill.io import DataError, read_json, read_json_or_jsonl_numbered
 
 LETTERS = "abcdefghij"
 
@@ -44,7 +44,9 @@ def parse_svamp_completion(text: str) -> tuple[str, str | None]:
     # The equation may itself contain parentheses: take the widest balanced span when it parses.
     start, end = tail.find("("), tail.rfind(")")
     if start != -1 and end > start and try_eval(tail[start : end + 1]) is not None:
-        return rationale.strip(), tail[start + 1 : end].strip()
+        inner = tail[start + 1 : end].strip()
+        # Drop the outer pair only when it encloses the whole equation: "(19 - 6) + (18 - 15)" keeps it.
+        return rationale.strip(), inner if try_eval(inner) is not None else tail[start : end + 1].strip()
     return rationale.strip(), (found[0].strip() or None) if found else None
 
 
@@ -83,7 +85,7 @@ def load_cqa(root: Path, split: str) -> list[Example]:
     directory = root / "dss" / "cqa"
     path = directory / f"cqa_{split}.json"
     examples = []
-    for line, row in enumerate(read_json_or_jsonl(path), start=1):
+    for line, row in read_json_or_jsonl_numbered(path):
         for key in ("id", "question", "choices", "answer"):
             if key not in row:
                 raise DataError(f"{path}:{line}: missing field {key!r}")
@@ -104,7 +106,7 @@ def load_svamp(root: Path, split: str) -> list[Example]:
     directory = root / "dss" / "svamp"
     path = directory / f"svamp_{split}.json"
     examples = []
-    for line, row in enumerate(read_json_or_jsonl(path), start=1):
+    for line, row in read_json_or_jsonl_numbered(path):
         for key in ("input", "label"):
             if key not in row:
                 raise DataError(f"{path}:{line}: missing field {key!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ragdistill.io import DataError, read_jsonl, write_jsonl
+from ragdistill.io import DataError, read_jsonl_numbered, write_jsonl
 
 
 @dataclass
@@ -44,4 +44,4 @@ def save_examples(path: str | Path, examples: list[Example]) -> int:
 
 
 def load_examples(path: str | Path) -> list[Example]:
-    return [Example.from_dict(row, f"{path}:{i}") for i, row in enumerate(read_jsonl(path), start=1)]
+    return [Example.from_dict(row, f"{path}:{line}") for line, row in read_jsonl_numbered(path)]

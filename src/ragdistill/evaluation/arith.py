@@ -33,7 +33,10 @@ def _evaluate(node: ast.AST) -> float:
     if isinstance(node, ast.Expression):
         return _evaluate(node.body)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
+        value = float(node.value)
+        if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+            raise UnsafeExpression("number out of range")
+        return value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -42,7 +45,10 @@ def _evaluate(node: ast.AST) -> float:
             raise UnsafeExpression(f"exponent {right} is larger than {MAX_EXPONENT}")
         if isinstance(node.op, ast.Div) and right == 0:
             raise UnsafeExpression("division by zero")
-        value = _BINARY[type(node.op)](left, right)
+        try:
+            value = _BINARY[type(node.op)](left, right)
+        except (ArithmeticError, ValueError) as err:  # 0 ** -1, overflow
+            raise UnsafeExpression(f"cannot compute: {err}") from None
         if isinstance(value, complex) or not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
             raise UnsafeExpression("value out of range")
         return value
@@ -67,7 +73,7 @@ def try_eval(expression: str) -> float | None:
     """Like ``safe_eval`` but returns None for anything that is not a valid expression."""
     try:
         return safe_eval(expression)
-    except (UnsafeExpression, RecursionError, MemoryError, OverflowError):
+    except (UnsafeExpression, RecursionError, MemoryError, ArithmeticError):
         return None
 
 

@@ -75,14 +75,14 @@ def build_task_rows(
         elif method == "sbs":
             label = example.label if sbs_labels == "gold" else example.teacher_label
             # A task with zero weight teaches nothing: do not spend compute on it.
-            if label and alpha > 0:
-                rows.append(("label", example.input, label, 2 * alpha))
-            else:
+            if not label:
                 skipped["no_teacher_label"] += 1
-            if example.rationale and alpha < 1:
-                rows.append(("rationale", example.input, example.rationale, 2 * (1 - alpha)))
-            else:
+            elif alpha > 0:
+                rows.append(("label", example.input, label, 2 * alpha))
+            if not example.rationale:
                 skipped["no_rationale"] += 1
+            elif alpha < 1:
+                rows.append(("rationale", example.input, example.rationale, 2 * (1 - alpha)))
         else:
             raise ValueError(f"unknown training method {method!r}; expected finetune, distill or sbs")
     return rows, skipped

@@ -1,0 +1,97 @@
+"""The whole DVC pipeline on the tiny profile, through the real `dvc` commands, in a scratch clone.
+
+Checks what the pipeline promises: `dvc repro` runs end to end, a second `dvc repro` does nothing,
+changing one training parameter reruns only what depends on it, and `dvc exp run -S` works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> str:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def _ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory, data_root, tmp_cache) -> tuple[Path, dict]:
+    if shutil.which("git") is None:
+        pytest.skip("git is needed")
+    repo = tmp_path_factory.mktemp("dag") / "repo"
+    top_level_only = {"data", "models", "reports"}  # src/ragdistill/data must still be copied
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = {n for n in names if n in {".venv", ".git", ".cache", ".dvc", "dvc.lock", "__pycache__"}
+                   or n.endswith(".egg-info")}
+        return skipped | (top_level_only & set(names) if Path(folder) == REPO else set())
+
+    shutil.copytree(REPO, repo, ignore=ignore)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAGDISTILL_DATA": str(data_root),
+           "RAGDISTILL_CACHE": str(tmp_cache), "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    _run(["git", "init", "-q"], repo, env)
+    _run(["dvc", "init", "-q"], repo, env)
+    _run([sys.executable, "-m", "ragdistill.profile", "profiles/tiny.yaml"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "tiny"], repo, env)
+    return repo, env
+
+
+def test_repro_end_to_end_then_nothing_to_do(tiny_repo):
+    repo, env = tiny_repo
+    first = _ran_stages(_run(["dvc", "repro"], repo, env))
+    assert {"prepare@svamp", "train-sbs@cqa", "evaluate@cqa-sbs", "summarize", "plot"} <= first
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert set(metrics) == {"svamp", "cqa"}
+    for dataset in ("svamp", "cqa"):
+        assert {"finetune", "distill", "sbs", "teacher-palm"} <= set(metrics[dataset])
+        assert all(0.0 <= v <= 1.0 for v in metrics[dataset].values())
+    assert (repo / "reports" / "figures" / "accuracy.png").stat().st_size > 1000
+    second = _run(["dvc", "repro"], repo, env)
+    assert _ran_stages(second) == set(), second
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "tiny results"], repo, env)
+
+
+def test_changing_alpha_reruns_only_sbs(tiny_repo):
+    repo, env = tiny_repo
+    ran = _ran_stages(_run(["dvc", "repro", "--dry"], repo, env))
+    assert ran == set()
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("alpha: 0.5", "alpha: 0.3"))
+    try:
+        ran = _ran_stages(_run(["dvc", "repro"], repo, env))
+    finally:
+        (repo / "params.yaml").write_text(params)
+    # train.alpha is a parameter of the sbs students only: the baselines and the data stages stay.
+    assert {"train-sbs@svamp", "train-sbs@cqa", "evaluate@svamp-sbs", "evaluate@cqa-sbs"} <= ran
+    assert not any(s.startswith(("prepare", "split", "train-baseline", "evaluate@svamp-f", "evaluate@cqa-d"))
+                   for s in ran), ran
+
+
+def test_exp_run_with_a_set_param(tiny_repo):
+    repo, env = tiny_repo
+    _run(["dvc", "repro"], repo, env)  # back to the committed parameters
+    out = _run(["dvc", "exp", "run", "-S", "split.fraction.cqa=0.25", "-n", "cqa-quarter"], repo, env)
+    assert "split@cqa" in _ran_stages(out) and "split@svamp" not in _ran_stages(out)
+    shown = _run(["dvc", "exp", "show", "--json"], repo, env)
+    assert "cqa-quarter" in shown
+    diff = _run(["dvc", "metrics", "diff", "HEAD", "--json"], repo, env)
+    assert json.loads(diff) is not None
