@@ -15,7 +15,12 @@ import yaml
 
 from ragdistill.data.registry import DATASETS
 
-TEACHERS = ("none", "palm")
+TEACHERS = ("none", "palm", "plain", "rag")
+RETRIEVERS = ("bm25", "dense", "hybrid")
+QUERY_KINDS = ("question", "question+choices")
+CORPORA = ("openbook", "strategyqa_facts", "solved_examples")
+BACKENDS = ("llama_cpp", "openai", "transformers")
+LABEL_POLICIES = ("keep", "gold_if_wrong")
 METHODS = ("finetune", "distill", "sbs")
 SCORINGS = ("auto", "choices", "generate")
 SBS_LABELS = ("gold", "teacher")
@@ -37,6 +42,28 @@ class SplitParams:
     fraction: dict[str, float] = field(default_factory=dict)  # per dataset, in (0, 1]
     valid_size: float = 0.0  # share of the chosen training examples held out for validation
     seed: int = 0
+
+
+@dataclass
+class RetrievalParams:
+    method: str = "dense"
+    k: int = 3
+    query: str = "question+choices"
+    corpus: dict[str, str] = field(default_factory=dict)  # per dataset: openbook | strategyqa_facts | ...
+
+
+@dataclass
+class TeacherModelParams:
+    backend: str = "llama_cpp"
+    model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    base_url: str = ""  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (backend openai)
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; never the key itself
+    concurrency: int = 4
+    threads: int = 2
+    max_new_tokens: int = 96
+    demonstrations: int = 3
+    label_policy: str = "keep"
+    max_train: int | None = None  # annotate only this many training examples (the rest are dropped)
 
 
 @dataclass
@@ -75,6 +102,8 @@ class Params:
     teacher: str
     data: DataParams
     split: SplitParams
+    retrieval: RetrievalParams
+    teacher_model: TeacherModelParams
     student: StudentParams
     train: TrainParams
     eval: EvalParams
@@ -129,7 +158,7 @@ def validate(raw: Any) -> Params:
     """Turn the parsed YAML into ``Params`` or raise ``ConfigError`` naming the bad key."""
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml: expected a mapping at the top level")
-    known = {"datasets", "teacher", "data", "split", "student", "train", "eval"}
+    known = {"datasets", "teacher", "data", "split", "retrieval", "teacher_model", "student", "train", "eval"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"params.yaml: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
@@ -149,6 +178,8 @@ def validate(raw: Any) -> Params:
         teacher=teacher,
         data=_section(DataParams, raw.get("data"), "data"),
         split=_section(SplitParams, raw.get("split"), "split"),
+        retrieval=_section(RetrievalParams, raw.get("retrieval"), "retrieval"),
+        teacher_model=_section(TeacherModelParams, raw.get("teacher_model"), "teacher_model"),
         student=_section(StudentParams, raw.get("student"), "student"),
         train=_section(TrainParams, raw.get("train"), "train"),
         eval=_section(EvalParams, raw.get("eval"), "eval"),
@@ -160,13 +191,28 @@ def validate(raw: Any) -> Params:
             _fail(f"split.fraction.{name}", value, "a number in (0, 1]")
         _check_range(f"split.fraction.{name}", value, 0.0, 1.0, low_open=True)
     _check_range("split.valid_size", params.split.valid_size, 0.0, 0.5)
+    for key, value, allowed in (("retrieval.method", params.retrieval.method, RETRIEVERS),
+                                ("retrieval.query", params.retrieval.query, QUERY_KINDS),
+                                ("teacher_model.backend", params.teacher_model.backend, BACKENDS),
+                                ("teacher_model.label_policy", params.teacher_model.label_policy, LABEL_POLICIES)):
+        if value not in allowed:
+            _fail(key, value, f"one of {', '.join(allowed)}")
+    for name, corpus in params.retrieval.corpus.items():
+        if name not in DATASETS or corpus not in CORPORA:
+            _fail(f"retrieval.corpus.{name}", corpus, f"a dataset name mapped to one of {', '.join(CORPORA)}")
+    if params.teacher_model.backend == "openai" and not params.teacher_model.base_url:
+        _fail("teacher_model.base_url", "", "the server's URL (for example http://127.0.0.1:8080/v1)")
     _check_range("train.alpha", params.train.alpha, 0.0, 1.0)
     _check_range("train.lr", params.train.lr, 0.0, 1.0, low_open=True)
     if params.train.sbs_labels not in SBS_LABELS:
         _fail("train.sbs_labels", params.train.sbs_labels, f"one of {', '.join(SBS_LABELS)}")
     if params.eval.scoring not in SCORINGS:
         _fail("eval.scoring", params.eval.scoring, f"one of {', '.join(SCORINGS)}")
-    for key, value in (("train.batch_size", params.train.batch_size), ("train.grad_accum", params.train.grad_accum),
+    for key, value in (("retrieval.k", params.retrieval.k),
+                       ("teacher_model.concurrency", params.teacher_model.concurrency),
+                       ("teacher_model.max_new_tokens", params.teacher_model.max_new_tokens),
+                       ("teacher_model.threads", params.teacher_model.threads),
+                       ("train.batch_size", params.train.batch_size), ("train.grad_accum", params.train.grad_accum),
                        ("eval.batch_size", params.eval.batch_size), ("eval.bootstrap", params.eval.bootstrap),
                        ("student.max_input_tokens", params.student.max_input_tokens),
                        ("student.max_target_tokens", params.student.max_target_tokens)):

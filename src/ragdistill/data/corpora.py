@@ -1,0 +1,120 @@
+"""Retrieval corpora: the passages a retriever searches.
+
+- ``openbook``: the 1,326 facts of OpenBookQA's open book (``Main/openbook.txt``), ids ``book-<line>``.
+- ``strategyqa_facts``: the gold facts of StrategyQA *training* questions, one passage per fact,
+  ids ``fact-<qid>-<i>``.
+- ``solved_examples``: a demonstration memory: one passage per training example with a rationale,
+  ``"Q: <input>\\nA: <rationale> So the answer is <label>."``, id = the example's id.
+
+Passages derived from a question carry ``meta["question_id"]`` and ``meta["question_key"]`` (its normalized
+text); ``self_exclusion`` turns them into the per-example exclusion sets that keep a question from
+retrieving its own answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ragdistill.data.example import Example
+from ragdistill.data.openbookqa import book_passage_id, read_book_lines
+
+
+@dataclass
+class Passage:
+    id: str
+    text: str
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "text": self.text, "meta": self.meta}
+
+
+def question_key(example: Example) -> str:
+    """The example's question, lowercased with whitespace collapsed: equal keys mean the same question."""
+    text = example.meta.get("question") or example.meta.get("stem") or example.input
+    return re.sub(r"\s+", " ", str(text)).strip().lower()
+
+
+def load_openbook(root: Path) -> list[Passage]:
+    """One passage per line of ``<root>/openbookqa/Main/openbook.txt``, without its surrounding quotes."""
+    return [Passage(id=book_passage_id(line), text=fact, meta={"line": line}) for line, fact in read_book_lines(root)]
+
+
+def strategyqa_fact_pool(examples: Iterable[Example]) -> list[Passage]:
+    """One passage per (training question, gold fact); pass training examples only."""
+    passages = []
+    for example in examples:
+        for i, fact in enumerate(example.meta.get("facts") or []):
+            if str(fact).strip():
+                passages.append(Passage(
+                    id=f"fact-{example.id}-{i}", text=str(fact).strip(),
+                    meta={"question_id": example.id, "question_key": question_key(example), "fact_index": i},
+                ))
+    return passages
+
+
+def solved_examples_memory(examples: Iterable[Example]) -> list[Passage]:
+    """One worked demonstration per training example that has a rationale (gold label, teacher rationale)."""
+    passages = []
+    for example in examples:
+        if not example.rationale or not example.rationale.strip():
+            continue
+        passages.append(Passage(
+            id=example.id,
+            text=f"Q: {example.input.strip()}\nA: {example.rationale.strip()} So the answer is {example.label}.",
+            meta={"question_id": example.id, "question_key": question_key(example), "label": example.label},
+        ))
+    return passages
+
+
+def self_exclusion(passages: Iterable[Passage]) -> Callable[[Example], set[str]]:
+    """``exclude_fn(example)``: the ids of passages derived from the example itself, or from another copy of
+    the same question (same normalized text), which it must never retrieve."""
+    by_id: dict[str, set[str]] = {}
+    by_key: dict[str, set[str]] = {}
+    for passage in passages:
+        if "question_id" in passage.meta:
+            by_id.setdefault(str(passage.meta["question_id"]), set()).add(passage.id)
+        if passage.meta.get("question_key"):
+            by_key.setdefault(passage.meta["question_key"], set()).add(passage.id)
+
+    def exclude(example: Example) -> set[str]:
+        return by_id.get(example.id, set()) | by_key.get(question_key(example), set())
+
+    return exclude
+
+
+def _openbook(root: Path | None, examples: list[Example] | None) -> list[Passage]:
+    if root is None:
+        raise ValueError("the openbook corpus needs the data root")
+    return load_openbook(Path(root))
+
+
+def _needs_examples(builder: Callable[[Iterable[Example]], list[Passage]], name: str):
+    def build(root: Path | None, examples: list[Example] | None) -> list[Passage]:
+        if examples is None:
+            raise ValueError(f"the {name} corpus is built from training examples; pass examples=")
+        return builder(examples)
+
+    return build
+
+
+# name -> builder(root, examples); examples are the TRAINING examples of the dataset.
+CORPORA: dict[str, Callable[[Path | None, list[Example] | None], list[Passage]]] = {
+    "openbook": _openbook,
+    "strategyqa_facts": _needs_examples(strategyqa_fact_pool, "strategyqa_facts"),
+    "solved_examples": _needs_examples(solved_examples_memory, "solved_examples"),
+}
+
+
+def build_corpus(name: str, root: Path | None = None, examples: list[Example] | None = None) -> list[Passage]:
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPORA))}")
+    passages = CORPORA[name](root, examples)
+    ids = [p.id for p in passages]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"corpus {name!r} has repeated passage ids")
+    return passages

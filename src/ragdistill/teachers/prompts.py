@@ -1,0 +1,99 @@
+"""Chat prompts for the teacher, and the hash that keys the annotation cache.
+
+Layout (identical up to the last message for every example of a task, so a server or llama.cpp reuses
+the cached prefix): a fixed system instruction, then the few-shot demonstrations as user / assistant
+turns, then one user message with the retrieved evidence ("Facts:" and one line per passage) when
+given, and the question.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ragdistill.data.dss import LETTERS, format_choices
+from ragdistill.data.example import Example
+from ragdistill.teachers.base import DecodingSettings, Message
+
+INSTRUCTIONS = {
+    "choice": "Answer the multiple-choice question. Think step by step in one or two short sentences, "
+              "then finish with: So the answer is (x) <choice text>.",
+    "arithmetic": "Solve the math word problem. Think step by step in one or two short sentences, then finish "
+                  "with: The answer is (<equation>). Write the equation with the numbers of the problem and "
+                  "+ - * / only, not its value.",
+    "yes_no": "Answer the yes/no question. Think step by step in one or two short sentences, then finish "
+              "with: So the answer is yes. or: So the answer is no.",
+}
+EVIDENCE_HEADER = "Facts:"
+TASKS = tuple(INSTRUCTIONS)
+
+
+def task_of(example: Example) -> str:
+    """``choice`` when the example has choices, ``yes_no`` for a yes/no label, else ``arithmetic``."""
+    if example.choices:
+        return "choice"
+    if example.label.strip().lower() in ("yes", "no"):
+        return "yes_no"
+    return "arithmetic"
+
+
+def question_text(example: Example) -> str:
+    """The question as the teacher sees it: with its lettered choices (added when the input lacks them)."""
+    if example.choices and "Answer Choices:" not in example.input:
+        return format_choices(example.input, example.choices)
+    return example.input.strip()
+
+
+def user_message(question: str, evidence: list[str] | None) -> str:
+    parts = []
+    if evidence:
+        facts = [" ".join(str(text).split()) for text in evidence if str(text).strip()]
+        if facts:
+            parts.append(EVIDENCE_HEADER + "\n" + "\n".join(f"- {fact}" for fact in facts))
+    parts.append(f"Q: {question}")
+    return "\n\n".join(parts)
+
+
+def demonstration_answer(example: Example, task: str | None = None) -> str:
+    """The assistant turn of a demonstration: its rationale, then the answer in the instructed form."""
+    task = task or task_of(example)
+    if not example.rationale:
+        raise ValueError(f"demonstration {example.id}: no rationale")
+    rationale = " ".join(example.rationale.split())
+    if task == "choice":
+        if example.label not in (example.choices or []):
+            raise ValueError(f"demonstration {example.id}: label {example.label!r} is not among its choices")
+        letter = LETTERS[example.choices.index(example.label)]
+        return f"{rationale} So the answer is ({letter}) {example.label}."
+    if task == "yes_no":
+        return f"{rationale} So the answer is {example.label.strip().lower()}."
+    return f"{rationale} The answer is ({example.label.strip()})."
+
+
+def build_prompt(
+    example: Example, demonstrations: list[Example], evidence: list[str] | None = None, task: str | None = None
+) -> list[Message]:
+    """The chat messages for one example. ``demonstrations`` are worked examples (with ``rationale`` and
+    gold ``label``); a demonstration whose ``meta["evidence"]`` is a list of strings shows those facts too
+    (so that a retrieval-augmented prompt's demonstrations look like its question). ``evidence`` is the
+    retrieved passages' text for this example, or None for a plain teacher."""
+    task = task or task_of(example)
+    if task not in INSTRUCTIONS:
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    messages: list[Message] = [{"role": "system", "content": INSTRUCTIONS[task]}]
+    for demo in demonstrations:
+        demo_evidence = demo.meta.get("evidence") if isinstance(demo.meta.get("evidence"), list) else None
+        messages.append({"role": "user", "content": user_message(question_text(demo), demo_evidence)})
+        messages.append({"role": "assistant", "content": demonstration_answer(demo, task)})
+    messages.append({"role": "user", "content": user_message(question_text(example), evidence)})
+    return messages
+
+
+def prompt_hash(messages: list[Message], model_id: str, settings: DecodingSettings) -> str:
+    """sha256 over the messages, the model and the decoding settings: the annotation cache key."""
+    canonical = json.dumps(
+        {"messages": [{"role": m["role"], "content": m["content"]} for m in messages], "model": model_id,
+         "settings": settings.to_dict()},
+        sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
