@@ -23,37 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from ragdistill.data.dss import format_choices
-from ragdistill.data.example import Example
+from ragdistill.data.registry import load_dataset
 from ragdistill.io import write_json, write_text
 from ragdistill.teachers import DecodingSettings, build_prompt, parse_teacher_output
+from ragdistill.teachers.demonstrations import pick_demonstrations
 from ragdistill.teachers.llama_cpp import LlamaCppTeacher
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Training questions 7-980, 7-584, 7-870 with rationales written for this benchmark.
-DEMO_RATIONALES = {
-    "7-980": "Plants need sunlight to sprout and bloom, and strong sun also makes them wilt.",
-    "7-584": "Things look smaller the farther away they are, and miles away is much farther than a camera.",
-    "7-870": "The stomach digests food by breaking it down into nutrients.",
-}
-
-
-def _obqa(path: Path) -> list[Example]:
-    examples = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            choices = [c["text"] for c in row["question"]["choices"]]
-            letters = [c["label"] for c in row["question"]["choices"]]
-            examples.append(Example(
-                id=row["id"], input=format_choices(row["question"]["stem"], choices),
-                label=choices[letters.index(row["answerKey"])], source="openbookqa", choices=choices,
-            ))
-    return examples
-
 
 def _machine() -> dict:
     cpu = ""
@@ -173,14 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         write_text(out.with_suffix(".md"), render(json.loads(out.with_suffix(".json").read_text())))
         return 0
 
-    root = Path(args.data) / "openbookqa" / "Main"
-    train = {e.id: e for e in _obqa(root / "train.jsonl")}
-    demos = []
-    for demo_id, rationale in DEMO_RATIONALES.items():
-        demo = train[demo_id]
-        demo.rationale = rationale
-        demos.append(demo)
-    examples = _obqa(root / "dev.jsonl")[: args.n]
+    demos = pick_demonstrations("openbookqa", load_dataset("openbookqa", args.data, "train"), 3)
+    examples = load_dataset("openbookqa", args.data, "eval")[: args.n]
     prompts = [build_prompt(e, demos, None) for e in examples]
     settings = DecodingSettings(max_new_tokens=args.max_new_tokens)
 
@@ -198,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": _machine(), "model": teacher.model_id, "model_file": Path(teacher.model_path).name,
         "n_threads": args.threads, "n_ctx": 2048, "settings": settings.to_dict(),
         "load_seconds": round(load_seconds, 2),
-        "questions": [e.id for e in examples], "demonstrations": list(DEMO_RATIONALES),
+        "questions": [e.id for e in examples], "demonstrations": [d.id for d in demos],
         "identical_outputs": same, "runs": {("reuse" if r["reuse_prefix"] else "reset"): r for r in runs},
         "total_seconds": round(time.perf_counter() - started, 1),
     }

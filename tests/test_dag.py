@@ -95,3 +95,20 @@ def test_exp_run_with_a_set_param(tiny_repo):
     assert "cqa-quarter" in shown
     diff = _run(["dvc", "metrics", "diff", "HEAD", "--json"], repo, env)
     assert json.loads(diff) is not None
+
+
+def test_rag_teacher_experiment(tiny_repo):
+    """`dvc exp run -S teacher=rag` on OpenBookQA: a real retriever (MiniLM over the open book) and a real
+    LLM teacher (the 135M GGUF through llama.cpp) annotate, then the students train on the annotations."""
+    pytest.importorskip("llama_cpp")
+    repo, env = tiny_repo
+    out = _run(["dvc", "exp", "run", "-S", "teacher=rag", "-S", "datasets=[openbookqa]", "-n", "obqa-rag"], repo, env)
+    assert {"retrieve@openbookqa", "annotate-teacher@openbookqa", "train-sbs@openbookqa"} <= _ran_stages(out)
+    rows = [json.loads(line) for line in (repo / "data/annotations/openbookqa-rag.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert len(train_rows) == 24 and all(len(r["meta"]["evidence_ids"]) == 3 for r in rows)
+    assert all(r["meta"]["prompt_hash"] and r["meta"]["completion_tokens"] > 0 for r in rows)
+    report = json.loads((repo / "reports/teacher/openbookqa-rag.json").read_text())
+    assert report["eval"]["n"] == 8 and report["stats"]["queried"] + report["stats"]["from_cache"] == 32
+    recall = json.loads((repo / "reports/retrieval/openbookqa.json").read_text())
+    assert 0.0 <= recall["recall_eval"]["recall@3"] <= 1.0

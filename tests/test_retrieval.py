@@ -209,11 +209,13 @@ def test_strategyqa_fact_pool_and_self_exclusion():
 def test_solved_examples_memory(tiny_examples):
     examples = tiny_examples(3, no_rationale=(1,))
     memory = solved_examples_memory(examples)
-    assert [p.id for p in memory] == ["tiny-0", "tiny-2"]
+    assert [p.id for p in memory] == ["tiny-0", "tiny-1", "tiny-2"]
     assert memory[0].text == (f"Q: {examples[0].input}\nA: {examples[0].rationale} So the answer is trees.")
+    # Without a rationale the entry is the question and its gold answer.
+    assert memory[1].text == f"Q: {examples[1].input}\nA: So the answer is {examples[1].label}."
     assert self_exclusion(memory)(examples[0]) == {"tiny-0"}
     assert set(CORPORA) == {"openbook", "strategyqa_facts", "solved_examples"}
-    assert [p.id for p in build_corpus("solved_examples", examples=examples)] == ["tiny-0", "tiny-2"]
+    assert [p.id for p in build_corpus("solved_examples", examples=examples)] == ["tiny-0", "tiny-1", "tiny-2"]
     with pytest.raises(ValueError, match="known: openbook"):
         build_corpus("wikipedia")
     with pytest.raises(ValueError, match="pass examples"):

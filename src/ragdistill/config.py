@@ -63,7 +63,7 @@ class TeacherModelParams:
     max_new_tokens: int = 96
     demonstrations: int = 3
     label_policy: str = "keep"
-    max_train: int | None = None  # annotate only this many training examples (the rest are dropped)
+    eval_examples: int | None = None  # score the teacher on the first N evaluation examples (None: all)
 
 
 @dataclass

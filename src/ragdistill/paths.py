@@ -6,6 +6,9 @@ from pathlib import Path
 
 PREPARED = Path("data/prepared")
 SPLITS = Path("data/splits")
+RETRIEVED = Path("data/retrieved")
+ANNOTATIONS = Path("data/annotations")
+TEACHER_CACHE = Path(".cache/teacher")
 MODELS = Path("models")
 REPORTS = Path("reports")
 
@@ -28,3 +31,15 @@ def predictions(dataset: str, method: str) -> Path:
 
 def eval_result(dataset: str, method: str) -> Path:
     return REPORTS / "eval" / f"{dataset}-{method}.json"
+
+
+def retrieved(dataset: str) -> Path:
+    return RETRIEVED / f"{dataset}.jsonl"
+
+
+def annotations(dataset: str, teacher: str) -> Path:
+    return ANNOTATIONS / f"{dataset}-{teacher}.jsonl"
+
+
+def teacher_report(dataset: str, teacher: str) -> Path:
+    return REPORTS / "teacher" / f"{dataset}-{teacher}.json"

@@ -57,14 +57,15 @@ def strategyqa_fact_pool(examples: Iterable[Example]) -> list[Passage]:
 
 
 def solved_examples_memory(examples: Iterable[Example]) -> list[Passage]:
-    """One worked demonstration per training example that has a rationale (gold label, teacher rationale)."""
+    """One worked example per training example: its question and gold label, with its rationale when it has
+    one (a memory to retrieve demonstrations from)."""
     passages = []
     for example in examples:
-        if not example.rationale or not example.rationale.strip():
-            continue
+        rationale = (example.rationale or "").strip()
+        answer = f"{rationale} So the answer is {example.label}." if rationale else f"So the answer is {example.label}."
         passages.append(Passage(
             id=example.id,
-            text=f"Q: {example.input.strip()}\nA: {example.rationale.strip()} So the answer is {example.label}.",
+            text=f"Q: {example.input.strip()}\nA: {answer}",
             meta={"question_id": example.id, "question_key": question_key(example), "label": example.label},
         ))
     return passages

@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import Example, load_examples, save_examples
-from ragdistill.io import write_json
+from ragdistill.io import read_jsonl, write_json
 from ragdistill.log import log
 
 
@@ -31,15 +31,39 @@ def _subset(examples: list[Example], size: float | int, seed: int) -> tuple[list
     return chosen, rest
 
 
+def choose_training(train: list[Example], fraction: float, valid_size: float, seed: int
+                    ) -> tuple[list[Example], list[Example]]:
+    """(training, validation) examples: the fraction of the training set, then the validation share of it.
+    The teacher stage calls this too, so that it annotates exactly the examples split will choose."""
+    chosen = train if fraction >= 1.0 else _subset(train, fraction, seed)[0]
+    valid: list[Example] = []
+    if valid_size > 0:
+        chosen, valid = _subset(chosen, 1 - valid_size, seed)
+    return chosen, valid
+
+
+def _with_annotations(examples: list[Example], records: dict[str, dict]) -> list[Example]:
+    """Examples with their teacher output: from the annotation record where it carries one; PaLM outputs
+    stay as prepared; with no teacher there is none."""
+    out = []
+    for example in examples:
+        record = records.get(example.id)
+        if record is not None and "rationale" in record:
+            example.rationale, example.teacher_label = record["rationale"], record["teacher_label"]
+            example.meta.update(record.get("meta", {}))
+        elif record is not None and record.get("source") is None:
+            example.rationale, example.teacher_label = None, None
+        out.append(example)
+    return out
+
+
 def split(params: Params, dataset: str) -> dict:
     """Apply the training fraction and hold out the validation part; the eval split is kept whole."""
-    train = load_examples(paths.prepared(dataset, "train"))
-    evaluation = load_examples(paths.prepared(dataset, "eval"))
+    records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
+    train = _with_annotations(load_examples(paths.prepared(dataset, "train")), records)
+    evaluation = _with_annotations(load_examples(paths.prepared(dataset, "eval")), records)
     fraction = params.fraction(dataset)
-    chosen = train if fraction >= 1.0 else _subset(train, fraction, params.split.seed)[0]
-    valid: list[Example] = []
-    if params.split.valid_size > 0:
-        chosen, valid = _subset(chosen, 1 - params.split.valid_size, params.split.seed)
+    chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
     for name, rows in (("train", chosen), ("valid", valid), ("eval", evaluation)):
         save_examples(paths.split_file(dataset, name), rows)
     info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,

@@ -14,9 +14,13 @@ def summarize(params: Params, methods: list[str]) -> dict:
         prepared = read_json(paths.PREPARED / dataset / "summary.json")
         split_info = read_json(paths.SPLITS / dataset / "summary.json")
         rows = {}
-        teacher = prepared.get("eval", {}).get("teacher_accuracy")
+        teacher_report = paths.teacher_report(dataset, params.teacher)
+        if teacher_report.exists():
+            teacher = read_json(teacher_report).get("eval")
+        else:  # before the annotate-teacher stage existed, the PaLM accuracy came from prepare
+            teacher = prepared.get("eval", {}).get("teacher_accuracy") if params.teacher == "palm" else None
         if teacher:
-            rows["teacher-palm"] = {**teacher, "method": "teacher (PaLM-540B few-shot CoT)"}
+            rows[f"teacher-{params.teacher}"] = {**teacher, "method": f"teacher ({params.teacher})"}
         for method in methods:
             result_path = paths.eval_result(dataset, method)
             if result_path.exists():

@@ -1,0 +1,54 @@
+"""Stage logic of retrieve: the top-k passages of every example from the dataset's corpus, and recall."""
+
+from __future__ import annotations
+
+import time
+
+from ragdistill import paths
+from ragdistill.config import Params
+from ragdistill.data.corpora import build_corpus, self_exclusion
+from ragdistill.data.example import Example, load_examples
+from ragdistill.data.registry import resolve_data_root
+from ragdistill.evaluation.retrieval_metrics import recall_at_k
+from ragdistill.io import write_json, write_jsonl
+from ragdistill.log import log
+from ragdistill.retrieval import build_retriever
+from ragdistill.retrieval.base import Hit
+from ragdistill.retrieval.run import QUERIES, retrieve_for_examples
+
+# Where a dataset's evidence comes from when params do not say: a knowledge corpus where there is one,
+# else a memory of solved training examples (question and gold answer) to retrieve demonstrations from.
+DEFAULT_CORPUS = {"openbookqa": "openbook", "strategyqa": "strategyqa_facts"}
+
+
+def _memory_examples(train: list[Example]) -> list[Example]:
+    """Solved examples for the memory: question and gold label, with no teacher rationale (a RAG teacher
+    must not read another teacher's reasoning), so the memory entry says only what the gold data says."""
+    return [Example(**{**example.to_dict(), "rationale": None, "teacher_label": None}) for example in train]
+
+
+def retrieve(params: Params, dataset: str) -> dict:
+    started = time.perf_counter()
+    train = load_examples(paths.prepared(dataset, "train"))
+    evaluation = load_examples(paths.prepared(dataset, "eval"))
+    corpus = params.retrieval.corpus.get(dataset, DEFAULT_CORPUS.get(dataset, "solved_examples"))
+    source = _memory_examples(train) if corpus == "solved_examples" else train
+    passages = build_corpus(corpus, root=resolve_data_root(params.data.root), examples=source)
+    log(f"{dataset}: retrieving the top {params.retrieval.k} of {len(passages)} passages ({corpus}, "
+        f"{params.retrieval.method}) for {len(train)} training and {len(evaluation)} evaluation examples")
+    retriever = build_retriever(params.retrieval.method)
+    rows = retrieve_for_examples(train + evaluation, passages, retriever, params.retrieval.k,
+                                 self_exclusion(passages), QUERIES[params.retrieval.query])
+    write_jsonl(paths.retrieved(dataset), rows)
+    report: dict = {"dataset": dataset, "corpus": corpus, "passages": len(passages), "method": params.retrieval.method,
+                    "k": params.retrieval.k, "query": params.retrieval.query}
+    by_id = {row["id"]: row for row in rows}
+    for split_name, examples in (("train", train), ("eval", evaluation)):
+        gold = [{e.meta["gold_fact_id"]} if e.meta.get("gold_fact_id") else set() for e in examples]
+        if any(gold):
+            hits = [[Hit(p["id"], p["score"], p["text"]) for p in by_id[e.id]["passages"]] for e in examples]
+            ks = tuple(k for k in (1, 3, 5) if k <= params.retrieval.k) or (params.retrieval.k,)
+            report[f"recall_{split_name}"] = recall_at_k(hits, gold, ks=ks)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(paths.REPORTS / "retrieval" / f"{dataset}.json", report)
+    return report

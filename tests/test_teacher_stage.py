@@ -1,0 +1,59 @@
+"""The glue between the teacher and the students: which examples are annotated, how annotations reach
+the split, and the fixed demonstrations."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragdistill.data.registry import load_dataset
+from ragdistill.data.split import _with_annotations, choose_training
+from ragdistill.teachers.demonstrations import HANDWRITTEN, pick_demonstrations
+from ragdistill.teachers.stage import annotation_record
+
+
+def test_choose_training_is_deterministic_and_sized(tiny_examples):
+    examples = tiny_examples(20)
+    first, valid = choose_training(examples, 0.5, 0.0, seed=3)
+    again, _ = choose_training(examples, 0.5, 0.0, seed=3)
+    assert [e.id for e in first] == [e.id for e in again] and len(first) == 10 and valid == []
+    other, _ = choose_training(examples, 0.5, 0.0, seed=4)
+    assert [e.id for e in other] != [e.id for e in first]
+    everything, held_out = choose_training(examples, 1.0, 0.2, seed=0)
+    assert len(everything) + len(held_out) == 20 and len(held_out) == 4
+    assert not {e.id for e in everything} & {e.id for e in held_out}
+
+
+def test_annotations_reach_the_split(tiny_examples):
+    palm, plain, none = tiny_examples(3), tiny_examples(3), tiny_examples(3)
+    original = palm[0].rationale
+    # palm: the record only points at data/prepared, the prepared teacher output stays.
+    merged = _with_annotations(palm, {palm[0].id: {"id": palm[0].id, "split": "train", "source": "data/prepared"}})
+    assert merged[0].rationale == original
+    # none: no teacher output at all.
+    merged = _with_annotations(none, {e.id: {"id": e.id, "split": "train", "source": None} for e in none})
+    assert all(e.rationale is None and e.teacher_label is None for e in merged)
+    # plain / rag: the record carries the teacher's output and its meta.
+    annotated = plain[1]
+    annotated.rationale, annotated.teacher_label = "Because kids play.", "play"
+    annotated.meta["prompt_hash"] = "abc"
+    record = annotation_record(annotated, "train")
+    fresh = tiny_examples(3)
+    merged = _with_annotations(fresh, {record["id"]: record})
+    assert (merged[1].rationale, merged[1].teacher_label, merged[1].meta["prompt_hash"]) == (
+        "Because kids play.", "play", "abc")
+    assert merged[0].rationale == fresh[0].rationale  # examples without a record are untouched
+
+
+@pytest.mark.parametrize("dataset", ["openbookqa", "cqa", "svamp", "strategyqa"])
+def test_demonstrations_exist_in_each_training_set(dataset, data_root):
+    train = load_dataset(dataset, data_root, "train")
+    demos = pick_demonstrations(dataset, train, 3)
+    assert len(demos) == 3 and all(d.rationale for d in demos)
+    assert all(d.label in (d.choices or [d.label]) for d in demos)
+    if dataset in HANDWRITTEN:
+        assert [d.id for d in demos] == list(HANDWRITTEN[dataset])[:3]
+    # The training examples themselves keep their own (teacher) fields.
+    by_id = {e.id: e for e in train}
+    assert all(by_id[d.id].rationale != d.rationale or dataset == "strategyqa" for d in demos)
+    with pytest.raises(ValueError, match="demonstrations"):
+        pick_demonstrations(dataset, train[:0], 2)
