@@ -57,3 +57,13 @@ def test_demonstrations_exist_in_each_training_set(dataset, data_root):
     assert all(by_id[d.id].rationale != d.rationale or dataset == "strategyqa" for d in demos)
     with pytest.raises(ValueError, match="demonstrations"):
         pick_demonstrations(dataset, train[:0], 2)
+
+
+def test_environment_overrides_the_configured_data_root(monkeypatch, tmp_path):
+    from ragdistill.data.registry import resolve_data_root
+
+    monkeypatch.setenv("RAGDISTILL_DATA", str(tmp_path))
+    assert resolve_data_root("/no/such/folder") == tmp_path
+    monkeypatch.delenv("RAGDISTILL_DATA")
+    with pytest.raises(FileNotFoundError, match="data.root"):
+        resolve_data_root(tmp_path / "missing")

