@@ -14,11 +14,7 @@ def summarize(params: Params, methods: list[str]) -> dict:
         prepared = read_json(paths.PREPARED / dataset / "summary.json")
         split_info = read_json(paths.SPLITS / dataset / "summary.json")
         rows = {}
-        teacher_report = paths.teacher_report(dataset, params.teacher)
-        if teacher_report.exists():
-            teacher = read_json(teacher_report).get("eval")
-        else:  # before the annotate-teacher stage existed, the PaLM accuracy came from prepare
-            teacher = prepared.get("eval", {}).get("teacher_accuracy") if params.teacher == "palm" else None
+        teacher = read_json(paths.teacher_report(dataset, params.teacher)).get("eval")
         if teacher:
             rows[f"teacher-{params.teacher}"] = {**teacher, "method": f"teacher ({params.teacher})"}
         for method in methods:

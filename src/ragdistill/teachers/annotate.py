@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from ragdistill.data.example import Example
-from ragdistill.evaluation.arith import same_value, try_eval
+from ragdistill.evaluation.metrics import is_correct
 from ragdistill.teachers.base import DecodingSettings, Teacher, TeacherError
 from ragdistill.teachers.cache import AnnotationCache
 from ragdistill.teachers.parsing import parse_teacher_output
@@ -46,14 +46,6 @@ def _evidence(items: list | None) -> tuple[list[str] | None, list[str]]:
             texts.append(str(item["text"]))
             ids.append(str(item.get("id", item.get("doc_id", position))))
     return texts, ids
-
-
-def _agrees(label: str | None, gold: str, task: str) -> bool:
-    if label is None:
-        return False
-    if task == "arithmetic":
-        return same_value(try_eval(label), try_eval(gold))
-    return " ".join(label.lower().split()) == " ".join(gold.lower().split())
 
 
 def annotate(
@@ -154,7 +146,8 @@ def annotate(
         })
         if label is None:
             stats.unparsed += 1
-        if label_policy == "gold_if_wrong" and not _agrees(label, example.label, task):
+        kind = "arithmetic" if task == "arithmetic" else "choice"  # the metric's own notion of agreement
+        if label_policy == "gold_if_wrong" and not is_correct(label, example.label, kind):
             out.meta["teacher_label_raw"] = label
             out.meta["label_corrected"] = True
             out.teacher_label = example.label

@@ -78,8 +78,8 @@ def annotate_teacher(params: Params, dataset: str) -> dict:
     write_jsonl(out, [annotation_record(e, "train" if i < n_train else "eval") for i, e in enumerate(annotated)])
     kind = task_kind(dataset)
     eval_part = annotated[n_train:]
-    correct = [is_correct(e.meta.get("teacher_label_raw", e.teacher_label) if e.meta.get("label_corrected")
-                          else e.teacher_label, e.label, kind) for e in eval_part]
+    # The teacher is scored on its own label, also where gold_if_wrong replaced it for the students.
+    correct = [is_correct(e.meta.get("teacher_label_raw", e.teacher_label), e.label, kind) for e in eval_part]
     report = {"dataset": dataset, "teacher": teacher, "backend": model.backend, "model": model.model,
               "retrieval": {"method": params.retrieval.method, "k": params.retrieval.k} if teacher == "rag" else None,
               "eval": accuracy_summary(correct, params.eval.bootstrap, params.eval.seed) if correct else None,
