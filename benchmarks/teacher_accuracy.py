@@ -29,7 +29,7 @@ from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, build_teacher
 from ragdistill.teachers.cache import AnnotationCache
 from ragdistill.teachers.demonstrations import pick_demonstrations
-from ragdistill.teachers.stage import teacher_kwargs
+from ragdistill.teachers.stage import remember_footprint, teacher_kwargs
 
 
 def main() -> None:
@@ -58,6 +58,7 @@ def main() -> None:
                                             label_policy="keep")
             correct[name] = [is_correct(e.teacher_label, e.label, kind) for e in annotated]
             stats[name] = run_stats.to_dict()
+        remember_footprint(params, teacher.footprint())
     report = {"dataset": args.dataset, "n": len(questions), "teacher": params.teacher_model.model,
               "retrieval": {"corpus": corpus, "method": params.retrieval.method, "k": params.retrieval.k,
                             "query": params.retrieval.query},

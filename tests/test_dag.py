@@ -107,8 +107,42 @@ def test_rag_teacher_experiment(tiny_repo):
     rows = [json.loads(line) for line in (repo / "data/annotations/openbookqa-rag.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["split"] == "train"]
     assert len(train_rows) == 24 and all(len(r["meta"]["evidence_ids"]) == 3 for r in rows)
-    assert all(r["meta"]["prompt_hash"] and r["meta"]["completion_tokens"] > 0 for r in rows)
+    assert all(r["meta"]["prompt_hash"] and r["meta"]["completion_tokens"] > 0 and r["meta"]["reply"] for r in rows)
     report = json.loads((repo / "reports/teacher/openbookqa-rag.json").read_text())
     assert report["eval"]["n"] == 8 and report["stats"]["queried"] + report["stats"]["from_cache"] == 32
+    cost = report["cost"]
+    assert cost["latency_s"] > cost["generation_s"] > 0 and cost["retrieval_s"] > 0 and cost["params"] > 100e6
+    student_cost = json.loads((repo / "reports/cost/openbookqa-sbs.json").read_text())
+    assert student_cost["timed_examples"] == 4 and student_cost["latency_s"] > 0 and student_cost["params"] > 0
+    assert "| latency ms |" in (repo / "reports/RESULTS.md").read_text()
     recall = json.loads((repo / "reports/retrieval/openbookqa.json").read_text())
     assert 0.0 <= recall["recall_eval"]["recall@3"] <= 1.0
+
+
+def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo):
+    """A fresh clone has the published annotations but no reply cache: forced to rerun, the teacher stage
+    rebuilds the same file from it without loading the model. Then a grid cell with students that read
+    evidence runs through the study driver, which collects it and writes the report."""
+    pytest.importorskip("llama_cpp")
+    repo, env = tiny_repo
+    published = repo / "data/annotations/openbookqa-rag.jsonl"
+    before = published.read_bytes()
+    shutil.rmtree(repo / ".cache" / "teacher", ignore_errors=True)  # only the published file remains
+    out = _run(["dvc", "repro", "-f", "-s", "annotate-teacher@openbookqa"], repo, env)
+    assert "32 teacher replies taken from the published" in out and "the teacher model was not loaded" in out
+    assert published.read_bytes() == before
+    out = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
+                "--variants", "rag-student-evidence"], repo, env)
+    assert {"split@openbookqa", "train-sbs@openbookqa", "cost@openbookqa-sbs"} <= _ran_stages(out)
+    train = [json.loads(line) for line in (repo / "data/splits/openbookqa/train.jsonl").read_text().splitlines()]
+    assert all(row["input"].startswith("Evidence:\n- ") for row in train)
+    snapshot = json.loads((repo / "reports/study/openbookqa-rag-student-evidence-f0.5-s0.json").read_text())
+    assert snapshot["student_evidence"] and set(snapshot["rows"]) == {"teacher-rag", "finetune", "distill", "sbs"}
+    assert len(snapshot["rows"]["sbs"]["correct"]) == 24 and len(snapshot["rows"]["teacher-rag"]["correct"]) == 8
+    again = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
+                  "--variants", "rag-student-evidence"], repo, env)
+    assert "already collected" in again and not _ran_stages(again)
+    _run([sys.executable, "-m", "ragdistill.study", "report"], repo, env)
+    report = (repo / "reports/REPORT.md").read_text()
+    assert "sbs (rag teacher) + student reads evidence" in report
+    assert (repo / "reports/figures/study-openbookqa-latency.png").stat().st_size > 1000

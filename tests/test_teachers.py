@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +27,7 @@ from ragdistill.teachers import (
 )
 from ragdistill.teachers.openai_http import OpenAITeacher
 from ragdistill.teachers.prompts import INSTRUCTIONS
+from ragdistill.teachers.server import start_llama_server, stop_server
 
 CHOICES = ["trees", "kids", "points", "rocks", "deep sea fish"]
 
@@ -314,49 +310,19 @@ def test_http_fails_fast_on_a_bad_key_without_showing_it(scripted_server, monkey
 
 # -- a real OpenAI-compatible server: llama.cpp serving SmolLM2 -------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_llama_server(log: Path) -> tuple[subprocess.Popen, str]:
     pytest.importorskip("llama_cpp")
     pytest.importorskip("uvicorn", reason="needs llama-cpp-python[server]")
-    import requests
-
     from ragdistill import zoo
 
     try:
         model = zoo.smollm2_gguf()
     except zoo.ZooError as err:
         pytest.skip(str(err))
-    port = _free_port()
-    with open(log, "wb") as output:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
-             str(port), "--n_ctx", "1024", "--n_threads", "2", "--model_alias", "smollm2"],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{base}/models", timeout=1).status_code == 200:
-                return process, base
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    pytest.fail(f"llama_cpp.server did not answer within 60 s:\n{log.read_text()[-2000:]}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
+    try:
+        return start_llama_server(model, log, alias="smollm2", n_ctx=1024, threads=2, timeout=60)
+    except TeacherError as err:
+        pytest.fail(str(err))
 
 
 def test_http_teacher_against_llama_cpp_server(tmp_path, tiny_examples):
@@ -367,7 +333,7 @@ def test_http_teacher_against_llama_cpp_server(tmp_path, tiny_examples):
         out, stats = annotate(tiny_examples(3), teacher, DecodingSettings(max_new_tokens=16), _demos(tiny_examples),
                               None, cache, batch_size=3, progress=False)
     finally:
-        _stop(process)
+        stop_server(process)
     assert stats.queried == 3 and stats.from_cache == 0 and stats.completion_tokens > 0
     assert len(cache) == 3 and len((tmp_path / "c.jsonl").read_text().splitlines()) == 3
     for example in out:
@@ -386,7 +352,7 @@ class _KillingCache(AnnotationCache):
     def put(self, key, record):
         super().put(key, record)
         if self.process is not None:
-            _stop(self.process)
+            stop_server(self.process)
             self.process = None
 
 
@@ -400,7 +366,7 @@ def test_http_teacher_server_killed_mid_run(tmp_path, tiny_examples):
         with pytest.raises(TeacherError, match=r"(?s)gave up after 3 attempts.*saved in .*c\.jsonl; run again"):
             annotate(examples, teacher, settings, demos, None, cache, batch_size=5, progress=False)
     finally:
-        _stop(process)
+        stop_server(process)
     saved = AnnotationCache(tmp_path / "c.jsonl")
     done = len(saved)
     assert 1 <= done < 5

@@ -42,6 +42,7 @@ class SplitParams:
     fraction: dict[str, float] = field(default_factory=dict)  # per dataset, in (0, 1]
     valid_size: float = 0.0  # share of the chosen training examples held out for validation
     seed: int = 0
+    student_evidence: bool = False  # the student reads the retrieved evidence too (train and eval inputs)
 
 
 @dataclass
@@ -97,6 +98,11 @@ class EvalParams:
 
 
 @dataclass
+class CostParams:
+    examples: int = 32  # evaluation examples timed one at a time for the deployment latency
+
+
+@dataclass
 class Params:
     datasets: list[str]
     teacher: str
@@ -107,6 +113,7 @@ class Params:
     student: StudentParams
     train: TrainParams
     eval: EvalParams
+    cost: CostParams = field(default_factory=CostParams)
 
     def fraction(self, dataset: str) -> float:
         return self.split.fraction.get(dataset, 1.0)
@@ -158,7 +165,7 @@ def validate(raw: Any) -> Params:
     """Turn the parsed YAML into ``Params`` or raise ``ConfigError`` naming the bad key."""
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml: expected a mapping at the top level")
-    known = {"datasets", "teacher", "data", "split", "retrieval", "teacher_model", "student", "train", "eval"}
+    known = {"datasets", "teacher", "data", "split", "retrieval", "teacher_model", "student", "train", "eval", "cost"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"params.yaml: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
@@ -183,6 +190,7 @@ def validate(raw: Any) -> Params:
         student=_section(StudentParams, raw.get("student"), "student"),
         train=_section(TrainParams, raw.get("train"), "train"),
         eval=_section(EvalParams, raw.get("eval"), "eval"),
+        cost=_section(CostParams, raw.get("cost"), "cost"),
     )
     for name, value in params.split.fraction.items():
         if name not in DATASETS:
@@ -214,6 +222,7 @@ def validate(raw: Any) -> Params:
                        ("teacher_model.threads", params.teacher_model.threads),
                        ("train.batch_size", params.train.batch_size), ("train.grad_accum", params.train.grad_accum),
                        ("eval.batch_size", params.eval.batch_size), ("eval.bootstrap", params.eval.bootstrap),
+                       ("cost.examples", params.cost.examples),
                        ("student.max_input_tokens", params.student.max_input_tokens),
                        ("student.max_target_tokens", params.student.max_target_tokens)):
         if value < 1:

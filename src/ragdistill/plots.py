@@ -37,12 +37,7 @@ def plot_accuracy(summary: dict, output: str | Path) -> Path:
         ax.set_xlim(0, 1.1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-    return output
+    return _save(fig, output)
 
 
 def plot_loss_curves(histories: dict[str, list[dict]], output: str | Path) -> Path:
@@ -54,6 +49,55 @@ def plot_loss_curves(histories: dict[str, list[dict]], output: str | Path) -> Pa
     ax.set_ylabel("training loss (weighted)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, output)
+
+
+def _finish(fig, ax, title: str, xlabel: str, output: str | Path) -> Path:
+    """Log-x accuracy axes with the legend outside, saved as PNG."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy on the evaluation split")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(fig, output)
+
+
+def _style(label: str) -> dict:
+    """Colour by method, marker by teacher, hollow when the student reads evidence."""
+    method = next((m for m in METHOD_ORDER if label.startswith(m)), "teacher")
+    color = COLORS.get(method, "gray")
+    marker = "s" if "rag" in label else "o"
+    return {"color": color, "marker": marker, "markerfacecolor": "none" if "evidence" in label else color}
+
+
+def plot_accuracy_vs_fraction(per_fraction: dict[float, dict[str, dict]], output: str | Path, title: str) -> Path:
+    """Accuracy (95% interval) against the training fraction, one line per row of the study table."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    labels = sorted({label for rows in per_fraction.values() for label in rows})
+    for offset, label in enumerate(labels):
+        points = [(f, rows[label]) for f, rows in sorted(per_fraction.items()) if label in rows]
+        xs = [f * (1 + 0.025 * (offset - len(labels) / 2)) for f, _ in points]  # dodge overlapping bars
+        ys = [r["accuracy"] for _, r in points]
+        err = [[r["accuracy"] - r["ci_low"] for _, r in points], [r["ci_high"] - r["accuracy"] for _, r in points]]
+        style = _style(label)
+        ax.errorbar(xs, ys, yerr=err, capsize=3, linestyle="--" if label.startswith("teacher") else "-",
+                    label=label, **style)
+    return _finish(fig, ax, title, "fraction of the training set", output)
+
+
+def plot_accuracy_vs_latency(rows: dict[str, dict], output: str | Path, title: str) -> Path:
+    """Accuracy (95% interval) against seconds per question at batch 1 on this machine (log scale)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, row in rows.items():
+        if row.get("latency_s") is None:
+            continue
+        ax.errorbar([row["latency_s"]], [row["accuracy"]], capsize=3, linestyle="none", label=label,
+                    yerr=[[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]], **_style(label))
+    return _finish(fig, ax, title, "latency per question, seconds (batch 1, this machine)", output)
+
+
+def _save(fig, output: str | Path) -> Path:
     fig.tight_layout()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

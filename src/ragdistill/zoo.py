@@ -228,6 +228,9 @@ def qwen_teacher_gguf() -> Path:
     return target
 
 
+TEACHER_NAMES = (QWEN_TEACHER, "smollm2-135m-instruct")  # names resolve_teacher_model turns into GGUF files
+
+
 def resolve_teacher_model(name: str) -> str:
     """A GGUF path for the zoo teacher name (and ``smollm2-135m-instruct``); other names pass through."""
     if name == QWEN_TEACHER:

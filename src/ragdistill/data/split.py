@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import Example, load_examples, save_examples
-from ragdistill.io import read_jsonl, write_json
+from ragdistill.io import DataError, read_jsonl, write_json
 from ragdistill.log import log
 
 
@@ -57,16 +57,35 @@ def _with_annotations(examples: list[Example], records: dict[str, dict]) -> list
     return out
 
 
+def with_evidence(examples: list[Example], retrieved: dict[str, list[dict]], where: str) -> list[Example]:
+    """Examples whose input starts with their retrieved passages, for a student that reads evidence at
+    training and at inference (knowledge-augmented distillation). The teacher never sees these inputs."""
+    for example in examples:
+        passages = retrieved.get(example.id)
+        if passages is None:
+            raise DataError(f"{where}: no retrieved passages for example {example.id!r}; rerun the retrieve stage")
+        evidence = "\n".join(f"- {p['text']}" for p in passages)
+        example.input = f"Evidence:\n{evidence}\n{example.input}"
+        example.meta["student_evidence_ids"] = [p["id"] for p in passages]
+    return examples
+
+
 def split(params: Params, dataset: str) -> dict:
     """Apply the training fraction and hold out the validation part; the eval split is kept whole."""
     records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
     train = _with_annotations(load_examples(paths.prepared(dataset, "train")), records)
     evaluation = _with_annotations(load_examples(paths.prepared(dataset, "eval")), records)
+    if params.split.student_evidence:
+        source = paths.retrieved(dataset)
+        retrieved = {row["id"]: row["passages"] for row in read_jsonl(source)}
+        train = with_evidence(train, retrieved, str(source))
+        evaluation = with_evidence(evaluation, retrieved, str(source))
     fraction = params.fraction(dataset)
     chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
     for name, rows in (("train", chosen), ("valid", valid), ("eval", evaluation)):
         save_examples(paths.split_file(dataset, name), rows)
     info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
+            **({"student_evidence": True} if params.split.student_evidence else {}),
             "train": len(chosen), "valid": len(valid), "eval": len(evaluation)}
     write_json(paths.SPLITS / dataset / "summary.json", info)
     log(f"{dataset}: {len(chosen)} training, {len(valid)} validation, {len(evaluation)} evaluation examples "

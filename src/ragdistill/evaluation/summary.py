@@ -14,17 +14,23 @@ def summarize(params: Params, methods: list[str]) -> dict:
         prepared = read_json(paths.PREPARED / dataset / "summary.json")
         split_info = read_json(paths.SPLITS / dataset / "summary.json")
         rows = {}
-        teacher = read_json(paths.teacher_report(dataset, params.teacher)).get("eval")
-        if teacher:
-            rows[f"teacher-{params.teacher}"] = {**teacher, "method": f"teacher ({params.teacher})"}
+        teacher_report = read_json(paths.teacher_report(dataset, params.teacher))
+        if teacher_report.get("eval"):
+            rows[f"teacher-{params.teacher}"] = {**teacher_report["eval"], "method": f"teacher ({params.teacher})",
+                                                 "cost": teacher_report.get("cost")}
         for method in methods:
             result_path = paths.eval_result(dataset, method)
             if result_path.exists():
                 rows[method] = read_json(result_path)
+                cost_path = paths.REPORTS / "cost" / f"{dataset}-{method}.json"
+                if cost_path.exists():
+                    rows[method]["cost"] = read_json(cost_path)
+        unparsed = teacher_report.get("unparsed") or {
+            s: prepared[s]["teacher_label_unparsed"] for s in ("train", "eval")}
         details[dataset] = {"fraction": split_info["fraction"], "train_examples": split_info["train"],
-                            "eval_examples": split_info["eval"], "teacher_unparsed": {
-                                s: prepared[s]["teacher_label_unparsed"] for s in ("train", "eval")},
-                            "rows": rows}
+                            "eval_examples": split_info["eval"], "teacher": params.teacher,
+                            "student_evidence": bool(split_info.get("student_evidence")),
+                            "seed": params.train.seed, "teacher_unparsed": unparsed, "rows": rows}
         metrics[dataset] = {name: row["accuracy"] for name, row in rows.items()}
         for name, row in rows.items():
             table.append({"dataset": dataset, "variant": name, "fraction": split_info["fraction"],
@@ -44,6 +50,16 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _cost_cells(cost: dict | None) -> str:
+    """Latency per question (ms), parameters (millions) and peak memory (MB), or dashes."""
+    if not cost:
+        return "– | – | –"
+    latency = "–" if cost.get("latency_s") is None else f"{1000 * cost['latency_s']:.0f}"
+    params = "–" if cost.get("params") is None else f"{cost['params'] / 1e6:,.0f}"
+    peak = "–" if cost.get("peak_rss_mb") is None else f"{cost['peak_rss_mb']:,.0f}"
+    return f"{latency} | {params} | {peak}"
+
+
 def _overlap(a: dict, b: dict) -> bool:
     return a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]
 
@@ -59,14 +75,16 @@ def results_markdown(details: dict, params: Params) -> str:
     for dataset, info in details.items():
         lines += [f"## {dataset}: {info['train_examples']} training examples ({info['fraction']:.0%}), "
                   f"{info['eval_examples']} evaluation examples", "",
-                  "| variant | accuracy % | 95% interval | train s | eval s | train tokens/s | padding |",
-                  "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+                  "| variant | accuracy % | 95% interval | train s | eval s | train tokens/s | padding "
+                  "| latency ms | params M | peak MB |",
+                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, row in info["rows"].items():
             lines.append(
                 f"| {name} | {_pct(row['accuracy'])} | {_pct(row['ci_low'])}–{_pct(row['ci_high'])} | "
                 f"{row.get('train_seconds', '–') or '–'} | {row.get('eval_seconds', '–') or '–'} | "
                 f"{row.get('train_tokens_per_second', '–') or '–'} | "
-                f"{_pct(row.get('padding_waste')) + '%' if row.get('padding_waste') is not None else '–'} |")
+                f"{_pct(row.get('padding_waste')) + '%' if row.get('padding_waste') is not None else '–'} | "
+                f"{_cost_cells(row.get('cost'))} |")
         students = [n for n in info["rows"] if not n.startswith("teacher")]
         pairs = [(a, b) for i, a in enumerate(students) for b in students[i + 1:]]
         overlapping = [f"{a} and {b}" for a, b in pairs if _overlap(info["rows"][a], info["rows"][b])]

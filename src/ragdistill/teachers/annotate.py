@@ -142,7 +142,7 @@ def annotate(
         out.meta.update({
             "teacher": teacher.model_id, "prompt_hash": key, "evidence_ids": ids,
             "prompt_tokens": record.get("prompt_tokens", 0), "completion_tokens": record.get("completion_tokens", 0),
-            "seconds": record.get("seconds", 0.0), "parse": how,
+            "seconds": record.get("seconds", 0.0), "parse": how, "reply": record["text"],
         })
         if label is None:
             stats.unparsed += 1

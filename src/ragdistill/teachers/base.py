@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 BACKENDS = ("llama_cpp", "openai", "transformers")
 
@@ -75,6 +76,10 @@ class Teacher(ABC):
         on failure they first yield what did finish, then raise."""
         yield from enumerate(self.complete(prompts, settings))
 
+    def footprint(self) -> dict:
+        """What serving this teacher takes (parameters, bytes of weights), where the backend can tell."""
+        return {}
+
     def close(self) -> None:
         """Release the model or connections (nothing to release by default)."""
         return None
@@ -84,6 +89,53 @@ class Teacher(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def teacher_model_id(backend: str, model: str) -> str:
+    """The ``model_id`` the backend's teacher will have (it keys the reply cache), known without loading it:
+    a llama.cpp GGUF path is named by its file name, every other model by the name given."""
+    from ragdistill.zoo import TEACHER_NAMES
+
+    if backend == "llama_cpp" and model not in TEACHER_NAMES:
+        return Path(model).name
+    return model
+
+
+class LazyTeacher(Teacher):
+    """A teacher built on first use, so that a run whose replies are all cached (or published) never loads
+    the model. Its footprint is remembered in the reply cache, for reports of such runs."""
+
+    def __init__(self, backend: str, footprint_store: dict | None = None, **kwargs) -> None:
+        self.backend, self.kwargs = backend, kwargs
+        self.model_id = teacher_model_id(backend, kwargs["model"])
+        self._teacher: Teacher | None = None
+        self._known_footprint = footprint_store or {}
+
+    @property
+    def loaded(self) -> bool:
+        return self._teacher is not None
+
+    def _get(self) -> Teacher:
+        if self._teacher is None:
+            self._teacher = build_teacher(self.backend, **self.kwargs)
+            if self._teacher.model_id != self.model_id:  # the cache keys would not match
+                raise TeacherError(f"teacher model id {self._teacher.model_id!r} != expected {self.model_id!r}")
+        return self._teacher
+
+    def complete(self, prompts: list[list[Message]], settings: DecodingSettings) -> list[Completion]:
+        return self._get().complete(prompts, settings)
+
+    def iter_complete(self, prompts: list[list[Message]], settings: DecodingSettings
+                      ) -> Iterator[tuple[int, Completion]]:
+        yield from self._get().iter_complete(prompts, settings)
+
+    def footprint(self) -> dict:
+        return self._teacher.footprint() if self._teacher is not None else dict(self._known_footprint)
+
+    def close(self) -> None:
+        if self._teacher is not None:
+            self._teacher.close()
+            self._teacher = None
 
 
 def build_teacher(backend: str, **kwargs) -> Teacher:

@@ -81,3 +81,21 @@ class AnnotationCache:
             finally:
                 os.close(fd)
             self._records[key] = row
+
+
+def seed_from_annotations(cache: AnnotationCache, rows: list[dict]) -> int:
+    """Put into ``cache`` the replies that published annotation rows carry (``meta.prompt_hash`` and
+    ``meta.reply``) and that it lacks, so a fresh clone reuses the committed teacher outputs instead of
+    asking the teacher again. Rows without a reply (older files, PaLM pointers) are skipped. Returns how
+    many replies were added."""
+    added = 0
+    for row in rows:
+        meta = row.get("meta") or {}
+        key, reply = meta.get("prompt_hash"), meta.get("reply")
+        if not isinstance(key, str) or not isinstance(reply, str) or key in cache:
+            continue
+        cache.put(key, {"model": meta.get("teacher"), "text": reply, "prompt_tokens": meta.get("prompt_tokens", 0),
+                        "completion_tokens": meta.get("completion_tokens", 0), "seconds": meta.get("seconds", 0.0),
+                        "seeded_from": "published annotations"})
+        added += 1
+    return added

@@ -66,6 +66,9 @@ class LlamaCppTeacher(Teacher):
             seconds=seconds,
         )
 
+    def footprint(self) -> dict:
+        return {"params": int(self.llm._model.n_params()), "weights_bytes": Path(self.model_path).stat().st_size}
+
     def close(self) -> None:
         llm = getattr(self, "llm", None)
         if llm is not None:

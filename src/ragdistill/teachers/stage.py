@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import resource
+import statistics
 import time
 
 from ragdistill import paths
@@ -22,9 +24,12 @@ from ragdistill.evaluation.metrics import accuracy_summary, is_correct
 from ragdistill.io import read_json, read_jsonl, write_json, write_jsonl
 from ragdistill.log import log
 from ragdistill.teachers.annotate import annotate
-from ragdistill.teachers.base import DecodingSettings, build_teacher
-from ragdistill.teachers.cache import AnnotationCache
+from ragdistill.teachers.base import DecodingSettings, LazyTeacher
+from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
 from ragdistill.teachers.demonstrations import pick_demonstrations
+
+# What each teacher model took to serve, remembered from the last run that loaded it.
+FOOTPRINTS = paths.TEACHER_CACHE / "footprints.json"
 
 
 def teacher_kwargs(params: Params) -> dict:
@@ -40,6 +45,31 @@ def teacher_kwargs(params: Params) -> dict:
 def annotation_record(example: Example, split: str) -> dict:
     return {"id": example.id, "split": split, "rationale": example.rationale, "teacher_label": example.teacher_label,
             "meta": {k: v for k, v in example.meta.items() if k not in ("facts", "decomposition", "gold_fact")}}
+
+
+def teacher_cost(answered: list[Example], footprint: dict, retrieval_dataset: str | None) -> dict:
+    """Deployment cost of the teacher on this machine: seconds per question as each reply was measured
+    (cached replies keep the latency of the run that asked them), plus the retriever's share for a RAG
+    teacher, its size, and the peak memory of the process that ran it (from the run that loaded it)."""
+    generation = statistics.fmean(e.meta.get("seconds", 0.0) for e in answered) if answered else None
+    retrieval = None
+    if retrieval_dataset is not None:
+        retrieval = read_json(paths.REPORTS / "retrieval" / f"{retrieval_dataset}.json").get("seconds_per_query")
+    latency = None if generation is None else generation + (retrieval or 0.0)
+    return {"latency_s": latency, "generation_s": generation, "retrieval_s": retrieval, **footprint}
+
+
+def _footprint_key(params: Params) -> str:
+    return f"{params.teacher_model.backend}:{params.teacher_model.model}"
+
+
+def remember_footprint(params: Params, footprint: dict) -> dict:
+    """Add this process's peak memory to a loaded teacher's footprint and remember it for later runs whose
+    replies are all cached (they never load the model)."""
+    footprint = {**footprint, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    known = read_json(FOOTPRINTS) if FOOTPRINTS.exists() else {}
+    write_json(FOOTPRINTS, {**known, _footprint_key(params): footprint})
+    return footprint
 
 
 def annotate_teacher(params: Params, dataset: str) -> dict:
@@ -69,11 +99,21 @@ def annotate_teacher(params: Params, dataset: str) -> dict:
         evidence = {row["id"]: row["passages"] for row in read_jsonl(paths.retrieved(dataset))}
     settings = DecodingSettings(max_new_tokens=model.max_new_tokens)
     cache = AnnotationCache(paths.TEACHER_CACHE / f"{dataset}.jsonl")
+    if out.exists():  # published annotations (dvc.yaml keeps them with `persist`): reuse their replies
+        seeded = seed_from_annotations(cache, read_jsonl(out))
+        if seeded:
+            log(f"{dataset}: {seeded} teacher replies taken from the published {out}")
     log(f"{dataset}: teacher {teacher} ({model.backend} {model.model}) on {len(chosen) + len(valid)} training "
         f"and {len(scored)} evaluation examples; {len(cache)} replies cached")
-    with build_teacher(model.backend, **teacher_kwargs(params)) as llm:
+    known = read_json(FOOTPRINTS).get(_footprint_key(params)) if FOOTPRINTS.exists() else None
+    with LazyTeacher(model.backend, footprint_store=known, **teacher_kwargs(params)) as llm:
         annotated, stats = annotate(chosen + valid + scored, llm, settings, demonstrations, evidence, cache,
                                     batch_size=max(8, model.concurrency), label_policy=model.label_policy)
+        footprint = llm.footprint()
+        if llm.loaded:
+            footprint = remember_footprint(params, footprint)
+        else:
+            log(f"{dataset}: every reply was cached or published; the teacher model was not loaded")
     n_train = len(chosen) + len(valid)
     write_jsonl(out, [annotation_record(e, "train" if i < n_train else "eval") for i, e in enumerate(annotated)])
     kind = task_kind(dataset)
@@ -85,7 +125,9 @@ def annotate_teacher(params: Params, dataset: str) -> dict:
               "eval": accuracy_summary(correct, params.eval.bootstrap, params.eval.seed) if correct else None,
               "unparsed": {"train": sum(1 for e in annotated[:n_train] if e.teacher_label is None),
                            "eval": sum(1 for e in eval_part if e.teacher_label is None)},
-              "stats": stats.to_dict(), "seconds": round(time.perf_counter() - started, 1)}
+              "stats": stats.to_dict(),
+              "cost": teacher_cost(eval_part, footprint, dataset if teacher == "rag" else None),
+              "seconds": round(time.perf_counter() - started, 1)}
     write_json(paths.teacher_report(dataset, teacher), report)
     if report["eval"]:
         log(f"{dataset}: teacher {teacher} accuracy {report['eval']['accuracy']:.1%} on {len(eval_part)} questions")

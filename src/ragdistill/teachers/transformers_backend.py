@@ -78,3 +78,6 @@ class TransformersTeacher(Teacher):
                 completion_tokens=count, seconds=seconds,
             ))
         return completions
+
+    def footprint(self) -> dict:
+        return {"params": sum(p.numel() for p in self.model.parameters())}

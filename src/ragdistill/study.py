@@ -1,0 +1,354 @@
+"""The research grid: do students of a RAG teacher beat students of a plain teacher?
+
+A *cell* of the grid is one complete pipeline run, one ``dvc exp run`` with these parameters:
+
+- ``teacher``: ``plain`` or ``rag`` (the same LLM, without and with retrieved evidence);
+- ``split.fraction.<dataset>``: the share of the training questions the students learn from;
+- ``train.seed``: the students' seed (the training subset stays fixed by ``split.seed``, so every seed
+  reuses the same teacher replies);
+- ``split.student_evidence``: whether the students also read the retrieved evidence (train and test).
+
+Each run trains and scores ``finetune``, ``distill`` and ``sbs``. ``collect`` then snapshots what the run
+measured (accuracies, intervals, per-question correctness, deployment cost, the commit) into
+``reports/study/<cell>.json``, which is committed; ``report`` builds ``reports/REPORT.md`` and its figures
+from those snapshots alone, so the report regenerates without rerunning anything.
+
+    python -m ragdistill.study run --dataset openbookqa --fractions 0.1 --seeds 0
+    python -m ragdistill.study report
+
+``run`` calls ``dvc exp run`` in this workspace one cell at a time and skips cells already collected.
+With ``--queue`` it only queues them (``dvc queue start`` runs them; then ``dvc exp apply <cell>`` and
+``python -m ragdistill.study collect <cell>`` per cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ragdistill import paths
+from ragdistill.config import Params, load_params
+from ragdistill.data.example import load_examples
+from ragdistill.data.registry import task_kind
+from ragdistill.evaluation.metrics import bootstrap_interval, is_correct, paired_bootstrap
+from ragdistill.io import DataError, read_json, read_jsonl, write_json, write_text
+from ragdistill.log import log
+
+STUDY = paths.REPORTS / "study"
+METHODS = ("finetune", "distill", "sbs")
+# Grid variants: the teacher, and whether the student reads evidence too.
+VARIANTS = {"plain": ("plain", False), "rag": ("rag", False), "rag-student-evidence": ("rag", True)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    variant: str
+    fraction: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.variant}-f{self.fraction:g}-s{self.seed}"
+
+    def overrides(self) -> list[str]:
+        teacher, evidence = VARIANTS[self.variant]
+        return [f"datasets=[{self.dataset}]", f"teacher={teacher}", f"split.fraction.{self.dataset}={self.fraction}",
+                f"train.seed={self.seed}", f"split.student_evidence={str(evidence).lower()}"]
+
+    def command(self, queue: bool = False) -> list[str]:
+        sets = [arg for override in self.overrides() for arg in ("-S", override)]
+        return ["dvc", "exp", "run", "-n", self.name, *sets, *(["--queue"] if queue else [])]
+
+
+def grid(dataset: str, fractions: list[float], seeds: list[int], variants: list[str]) -> list[Cell]:
+    return [Cell(dataset, v, f, s) for f in fractions for s in seeds for v in variants]
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _correct_by_id(path: Path) -> dict[str, bool]:
+    return {row["id"]: bool(row["correct"]) for row in read_jsonl(path)}
+
+
+def teacher_correct(dataset: str, teacher: str) -> dict[str, bool]:
+    """Per evaluation question, whether the teacher's own label was right (read from its annotations)."""
+    gold = {e.id: e.label for e in load_examples(paths.prepared(dataset, "eval"))}
+    kind = task_kind(dataset)
+    out = {}
+    for row in read_jsonl(paths.annotations(dataset, teacher)):
+        if row.get("split") == "eval" and row["id"] in gold:
+            label = (row.get("meta") or {}).get("teacher_label_raw", row.get("teacher_label"))
+            out[row["id"]] = is_correct(label, gold[row["id"]], kind)
+    return out
+
+
+def _params_snapshot(params: Params) -> dict:
+    return {"student": asdict(params.student), "train": asdict(params.train), "eval": asdict(params.eval),
+            "teacher_model": {k: v for k, v in asdict(params.teacher_model).items()
+                              if k in ("backend", "model", "max_new_tokens", "demonstrations", "label_policy")},
+            "retrieval": asdict(params.retrieval), "split_seed": params.split.seed}
+
+
+def _setup_lines(snapshots: list[dict]) -> list[str]:
+    """The setup as the runs recorded it; where the runs differ beyond the grid, say so."""
+    recorded = [s["params"] for s in snapshots if s.get("params")]
+    if not recorded:
+        return ["- The runs did not record their parameters."]
+    first = recorded[0]
+    same = all({k: v for k, v in r.items() if k != "train"} == {k: v for k, v in first.items() if k != "train"}
+               and {k: v for k, v in r["train"].items() if k != "seed"}
+               == {k: v for k, v in first["train"].items() if k != "seed"} for r in recorded)
+    teacher, student, train, retrieval = first["teacher_model"], first["student"], first["train"], first["retrieval"]
+    return [
+        f"- Teacher: `{teacher['model']}` ({teacher['backend']}, greedy, {teacher['demonstrations']} fixed "
+        f"demonstrations, at most {teacher['max_new_tokens']} new tokens, label policy `{teacher['label_policy']}`). "
+        f"The RAG teacher reads the top {retrieval['k']} passages of the `{retrieval['method']}` retriever "
+        f"(query: {retrieval['query']}).",
+        f"- Student: `{student['model']}`, {train['epochs']:g} epoch(s), lr {train['lr']:g}, batch "
+        f"{train['batch_size']}x{train['grad_accum']}, alpha {train['alpha']:g}, sbs labels: {train['sbs_labels']}; "
+        f"inputs up to {student['max_input_tokens']} tokens; scoring `{first['eval']['scoring']}`.",
+        f"- Training subset fixed by split seed {first['split_seed']}." + (
+            "" if same else " **Warning: the runs differ in parameters beyond the grid; compare with care.**")]
+
+
+def collect(cell: Cell) -> Path:
+    """Snapshot the finished run in the workspace into ``reports/study/<cell>.json``."""
+    summary = read_json(paths.REPORTS / "summary.json")
+    if cell.dataset not in summary:
+        raise DataError(f"reports/summary.json has no {cell.dataset!r}: did the run for {cell.name} finish?")
+    info = summary[cell.dataset]
+    teacher, evidence = VARIANTS[cell.variant]
+    if info.get("teacher") != teacher or info["fraction"] != cell.fraction or info.get("seed") != cell.seed \
+            or bool(info.get("student_evidence")) != evidence:
+        raise DataError(f"reports/summary.json was made by another configuration than {cell.name}: {info}")
+    rows = {}
+    for name, row in info["rows"].items():
+        rows[name] = {k: row.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "train_seconds", "eval_seconds",
+                                              "train_examples", "cost")}
+        if name in METHODS:
+            correct = _correct_by_id(paths.predictions(cell.dataset, name))
+        else:
+            correct = teacher_correct(cell.dataset, teacher)
+        rows[name]["correct"] = {k: int(v) for k, v in sorted(correct.items())}
+    snapshot = {"cell": cell.name, "dataset": cell.dataset, "variant": cell.variant, "teacher": teacher,
+                "student_evidence": evidence, "fraction": cell.fraction, "seed": cell.seed,
+                "train_examples": info["train_examples"], "eval_examples": info["eval_examples"],
+                "commit": _git("rev-parse", "HEAD"), "overrides": cell.overrides(), "rows": rows,
+                "params": _params_snapshot(load_params()),
+                "teacher_unparsed": info.get("teacher_unparsed")}
+    out = STUDY / f"{cell.name}.json"
+    write_json(out, snapshot)
+    log(f"study: {cell.name} collected into {out}")
+    return out
+
+
+def run(cells: list[Cell], queue: bool = False) -> None:
+    for cell in cells:
+        if (STUDY / f"{cell.name}.json").exists():
+            log(f"study: {cell.name} already collected; skipped")
+            continue
+        log(f"study: {'queueing' if queue else 'running'} {cell.name}: {' '.join(cell.command(queue))}")
+        subprocess.run(cell.command(queue), check=True)
+        if not queue:
+            collect(cell)
+
+
+# ---- the report ---------------------------------------------------------------------------------------
+
+def load_snapshots(directory: Path = STUDY) -> list[dict]:
+    return [read_json(p) for p in sorted(directory.glob("*.json"))]
+
+
+def _student_label(method: str, teacher: str, evidence: bool) -> str:
+    label = method if method == "finetune" else f"{method} ({teacher} teacher)"
+    return label + (" + student reads evidence" if evidence else "")
+
+
+def table_rows(snapshots: list[dict], dataset: str, fraction: float) -> dict[str, dict]:
+    """Rows of one table (one dataset, one fraction): per row, the per-seed runs with per-question
+    correctness. A finetune student is the same whatever the teacher, so its runs are merged."""
+    rows: dict[str, dict] = {}
+    for snap in snapshots:
+        if snap["dataset"] != dataset or snap["fraction"] != fraction:
+            continue
+        for name, row in snap["rows"].items():
+            if name.startswith("teacher"):
+                if snap["student_evidence"]:
+                    continue  # the same teacher as the variant without student evidence
+                retrieval = ", retrieval" if snap["teacher"] == "rag" else ""
+                label, key = f"teacher: {snap['teacher']} (few-shot{retrieval})", None
+            else:
+                label, key = _student_label(name, snap["teacher"], snap["student_evidence"]), snap["seed"]
+            entry = rows.setdefault(label, {"runs": {}, "cost": row.get("cost"), "teacher": snap["teacher"],
+                                            "evidence": snap["student_evidence"]})
+            entry["runs"].setdefault(key, row)
+    return rows
+
+
+def _mean_correct(entry: dict) -> tuple[list[str], np.ndarray]:
+    """Question ids and per-question correctness averaged over the entry's seeds."""
+    runs = list(entry["runs"].values())
+    ids = sorted(runs[0]["correct"])
+    for run_row in runs[1:]:
+        if sorted(run_row["correct"]) != ids:
+            raise DataError("runs of one row were scored on different questions")
+    return ids, np.mean([[run_row["correct"][i] for i in ids] for run_row in runs], axis=0)
+
+
+def summarize_row(entry: dict, resamples: int = 1000) -> dict:
+    ids, correct = _mean_correct(entry)
+    low, high = bootstrap_interval(correct, resamples)
+    seeds = [run_row["accuracy"] for run_row in entry["runs"].values()]
+    cost = entry.get("cost") or {}
+    return {"accuracy": float(correct.mean()), "ci_low": low, "ci_high": high, "n": len(ids), "seeds": len(seeds),
+            "seed_accuracies": seeds, "latency_s": cost.get("latency_s"), "params": cost.get("params"),
+            "peak_rss_mb": cost.get("peak_rss_mb"), "weights_bytes": cost.get("weights_bytes")}
+
+
+def paired(entry_a: dict, entry_b: dict) -> dict:
+    ids_a, a = _mean_correct(entry_a)
+    ids_b, b = _mean_correct(entry_b)
+    if ids_a != ids_b:
+        raise DataError("paired comparison of rows scored on different questions")
+    return paired_bootstrap(a.tolist(), b.tolist())
+
+
+COMPARISONS = (  # (a, b, what it answers)
+    ("sbs (rag teacher)", "sbs (plain teacher)", "RAG teacher vs plain teacher, step-by-step students"),
+    ("distill (rag teacher)", "distill (plain teacher)", "RAG teacher vs plain teacher, distilled students"),
+    ("sbs (plain teacher)", "finetune", "step-by-step (plain teacher) vs finetuning"),
+    ("sbs (rag teacher)", "finetune", "step-by-step (RAG teacher) vs finetuning"),
+    ("sbs (rag teacher) + student reads evidence", "sbs (rag teacher)",
+     "retrieval on the student's side too (sbs, RAG teacher)"),
+    ("teacher: rag (few-shot, retrieval)", "teacher: plain (few-shot)", "the teachers themselves"),
+)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _verdict(result: dict) -> str:
+    diff = f"{100 * result['difference']:+.1f} points [{100 * result['ci_low']:+.1f}, {100 * result['ci_high']:+.1f}]"
+    if result["ci_low"] > 0:
+        return f"{diff}: better, the interval excludes zero"
+    if result["ci_high"] < 0:
+        return f"{diff}: worse, the interval excludes zero"
+    return f"{diff}: not decided, the interval includes zero"
+
+
+def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures", report_dir: Path = paths.REPORTS
+                 ) -> str:
+    from ragdistill.plots import plot_accuracy_vs_fraction, plot_accuracy_vs_latency
+
+    if not snapshots:
+        raise DataError(f"{STUDY}: no collected runs; run `python -m ragdistill.study run` first")
+    commits = sorted({s["commit"] for s in snapshots})
+    seeds = sorted({s["seed"] for s in snapshots})
+    lines = [
+        "# Does a RAG teacher make a better student than the same LLM without retrieval?", "",
+        "Generated by `python -m ragdistill.study report` from the runs collected in `reports/study/` "
+        "(one JSON per `dvc exp run`); never edited by hand. Each cell's exact `dvc exp run -S ...` "
+        "overrides are in its JSON.", "",
+        "## Setup", "",
+        *_setup_lines(snapshots),
+        f"- Seeds (student training): {', '.join(map(str, seeds))}.",
+        "- Compute: 2 CPU cores (AMD EPYC, AVX2), no GPU. Latency is seconds per question at batch 1 on this "
+        "machine; the teacher's includes its retrieval.",
+        f"- Commit(s) the runs came from: {', '.join(c[:12] for c in commits)}.",
+        "- Intervals: 95% percentile bootstrap over questions (accuracy averaged over seeds per question); "
+        "differences: paired bootstrap on the same questions, two-sided p-value.", ""]
+    for dataset in sorted({s["dataset"] for s in snapshots}):
+        fractions = sorted({s["fraction"] for s in snapshots if s["dataset"] == dataset})
+        per_fraction = {}
+        for fraction in fractions:
+            entries = table_rows(snapshots, dataset, fraction)
+            summary = {label: summarize_row(entry) for label, entry in entries.items()}
+            per_fraction[fraction] = (entries, summary)
+            some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
+            lines += [f"## {dataset}, {fraction:.1%} of the training set ({some['train_examples']} questions), "
+                      f"{some['eval_examples']} evaluation questions", "",
+                      "| row | accuracy % | 95% interval | seeds | per-seed % | latency ms/question "
+                      "| parameters | peak memory MB |",
+                      "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]
+            for label, row in summary.items():
+                latency = "–" if row["latency_s"] is None else f"{1000 * row['latency_s']:,.0f}"
+                params = "–" if row["params"] is None else f"{row['params'] / 1e6:,.0f}M"
+                peak = "–" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:,.0f}"
+                per_seed = ", ".join(_pct(a) for a in row["seed_accuracies"]) if row["seeds"] > 1 else "–"
+                lines.append(f"| {label} | {_pct(row['accuracy'])} | {_pct(row['ci_low'])}–{_pct(row['ci_high'])} "
+                             f"| {row['seeds'] if not label.startswith('teacher') else '–'} | {per_seed} | {latency} "
+                             f"| {params} | {peak} |")
+            lines += ["", "| comparison | difference (a − b), 95% interval | p |", "| --- | --- | ---: |"]
+            for a, b, what in COMPARISONS:
+                if a in entries and b in entries:
+                    result = paired(entries[a], entries[b])
+                    lines.append(f"| {what}: {a} − {b} | {_verdict(result)} | {result['p_value']:.3f} |")
+            lines.append("")
+        fraction_plot = plot_accuracy_vs_fraction(
+            {f: s for f, (_, s) in per_fraction.items()}, figures / f"study-{dataset}-fraction.png", dataset)
+        latency_plot = plot_accuracy_vs_latency(
+            per_fraction[fractions[-1]][1], figures / f"study-{dataset}-latency.png",
+            f"{dataset}, {fractions[-1]:.1%} of the training set")
+        lines += [f"![accuracy against data fraction]({os.path.relpath(fraction_plot, report_dir)})", "",
+                  f"![accuracy against latency]({os.path.relpath(latency_plot, report_dir)})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def report(output: Path = paths.REPORTS / "REPORT.md", appendix: Path | None = None) -> Path:
+    """Write the report; ``appendix`` (a hand-written Markdown file of conclusions) is appended verbatim."""
+    text = build_report(load_snapshots())
+    if appendix is not None and appendix.exists():
+        text += "\n" + appendix.read_text(encoding="utf-8")
+    write_text(output, text)
+    log(f"study: wrote {output}")
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ragdistill.study", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run (or queue) the grid's cells with dvc exp run, then collect")
+    run_parser.add_argument("--dataset", required=True)
+    run_parser.add_argument("--fractions", type=float, nargs="+", required=True)
+    run_parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    run_parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    run_parser.add_argument("--queue", action="store_true", help="only queue the experiments")
+    collect_parser = commands.add_parser("collect", help="snapshot the run now in the workspace")
+    collect_parser.add_argument("cell", help="a cell name, e.g. openbookqa-rag-f0.1-s0")
+    report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
+    report_parser.add_argument("--appendix", type=Path, default=paths.REPORTS / "study" / "CONCLUSIONS.md")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(grid(args.dataset, args.fractions, args.seeds, args.variants), queue=args.queue)
+    elif args.command == "collect":
+        collect(parse_cell(args.cell))
+    else:
+        report(appendix=args.appendix)
+    return 0
+
+
+def parse_cell(name: str) -> Cell:
+    """The cell a name like ``openbookqa-rag-student-evidence-f0.1-s0`` stands for."""
+    try:
+        head, fraction, seed = name.rsplit("-", 2)
+        dataset, variant = head.split("-", 1)
+        if variant not in VARIANTS or not fraction.startswith("f") or not seed.startswith("s"):
+            raise ValueError
+        return Cell(dataset, variant, float(fraction[1:]), int(seed[1:]))
+    except ValueError:
+        expected = f"<dataset>-<{'|'.join(VARIANTS)}>-f<fraction>-s<seed>"
+        raise SystemExit(f"not a cell name: {name!r} (expected {expected})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The study grid (cells, snapshots, the report), students that read evidence, and reuse of published
+teacher annotations without loading the teacher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragdistill.config import ConfigError, validate
+from ragdistill.data.split import with_evidence
+from ragdistill.io import DataError, read_jsonl, write_jsonl
+from ragdistill.study import VARIANTS, Cell, build_report, grid, parse_cell, table_rows
+from ragdistill.teachers.annotate import annotate
+from ragdistill.teachers.base import DecodingSettings, LazyTeacher, TeacherError, teacher_model_id
+from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
+from ragdistill.teachers.prompts import build_prompt, prompt_hash
+from ragdistill.teachers.stage import annotation_record
+
+# A port nothing listens on: a teacher that is actually asked fails at once.
+UNREACHABLE = {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "RAGDISTILL_TEST_KEY",
+               "concurrency": 1, "max_retries": 0, "timeout": 2.0}
+
+
+def test_cell_names_round_trip_and_commands_set_every_grid_key():
+    cells = grid("openbookqa", [0.1, 0.2], [0, 1], list(VARIANTS))
+    assert len(cells) == 2 * 2 * len(VARIANTS) and len({c.name for c in cells}) == len(cells)
+    for cell in cells:
+        assert parse_cell(cell.name) == cell
+    command = Cell("openbookqa", "rag-student-evidence", 0.1, 2).command()
+    assert command[:5] == ["dvc", "exp", "run", "-n", "openbookqa-rag-student-evidence-f0.1-s2"]
+    sets = [command[i + 1] for i, arg in enumerate(command) if arg == "-S"]
+    assert sets == ["datasets=[openbookqa]", "teacher=rag", "split.fraction.openbookqa=0.1", "train.seed=2",
+                    "split.student_evidence=true"]
+    assert Cell("strategyqa", "plain", 0.5, 0).command(queue=True)[-1] == "--queue"
+    with pytest.raises(SystemExit, match="not a cell name"):
+        parse_cell("openbookqa-best-f0.1-s0")
+
+
+def test_params_accept_student_evidence_and_cost_and_name_bad_values():
+    params = validate({"split": {"student_evidence": True}, "cost": {"examples": 8}})
+    assert params.split.student_evidence is True and params.cost.examples == 8
+    assert validate({}).split.student_evidence is False
+    with pytest.raises(ConfigError, match="split.student_evidence"):
+        validate({"split": {"student_evidence": "yes"}})
+    with pytest.raises(ConfigError, match="cost.examples"):
+        validate({"cost": {"examples": 0}})
+
+
+def test_students_that_read_evidence_get_it_first_in_their_input(tiny_examples):
+    examples = tiny_examples(3)
+    retrieved = {e.id: [{"id": f"fact-{i}", "text": f"fact number {i}", "score": 1.0} for i in range(2)]
+                 for e in examples}
+    question = examples[0].input
+    out = with_evidence(examples, retrieved, "data/retrieved/x.jsonl")
+    assert out[0].input == "Evidence:\n- fact number 0\n- fact number 1\n" + question
+    assert out[0].meta["student_evidence_ids"] == ["fact-0", "fact-1"]
+    with pytest.raises(DataError, match=r"data/retrieved/x.jsonl: no retrieved passages for example 'tiny-0'"):
+        with_evidence(tiny_examples(1), {}, "data/retrieved/x.jsonl")
+
+
+def test_teacher_model_id_is_known_without_loading():
+    assert teacher_model_id("llama_cpp", "qwen2.5-coder-1.5b-instruct-q4_k_m") == "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert teacher_model_id("llama_cpp", "/models/teacher-q4.gguf") == "teacher-q4.gguf"
+    assert teacher_model_id("openai", "gpt-4o-mini") == "gpt-4o-mini"
+    assert LazyTeacher("openai", **UNREACHABLE).model_id == "m"
+
+
+def _cached_replies(examples, cache: AnnotationCache, settings: DecodingSettings) -> None:
+    for example in examples:
+        key = prompt_hash(build_prompt(example, [], None), "m", settings)
+        cache.put(key, {"model": "m", "text": f"Because it is so. So the answer is {example.label}.",
+                        "prompt_tokens": 50, "completion_tokens": 9, "seconds": 1.5})
+
+
+def test_published_annotations_reproduce_without_loading_the_teacher(tiny_examples, tmp_path):
+    settings = DecodingSettings(max_new_tokens=32)
+    examples = tiny_examples(4)
+    first = AnnotationCache(tmp_path / "first.jsonl")
+    _cached_replies(examples, first, settings)
+    teacher = LazyTeacher("openai", **UNREACHABLE)
+    annotated, stats = annotate(examples, teacher, settings, [], None, first, progress=False)
+    assert stats.queried == 0 and not teacher.loaded
+    published = tmp_path / "openbookqa-plain.jsonl"
+    write_jsonl(published, [annotation_record(e, "train") for e in annotated])
+    assert all(row["meta"]["reply"].startswith("Because") for row in read_jsonl(published))
+
+    # A fresh clone: no reply cache, only the committed annotation file.
+    fresh = AnnotationCache(tmp_path / "fresh.jsonl")
+    assert seed_from_annotations(fresh, read_jsonl(published)) == 4
+    assert seed_from_annotations(fresh, read_jsonl(published)) == 0  # nothing twice
+    again, stats = annotate(examples, LazyTeacher("openai", **UNREACHABLE), settings, [], None, fresh, progress=False)
+    assert stats.queried == 0 and stats.from_cache == 4
+    assert [(e.rationale, e.teacher_label) for e in again] == [(e.rationale, e.teacher_label) for e in annotated]
+
+    # One reply missing: the teacher is loaded and really asked (and here it is unreachable).
+    partial = AnnotationCache(tmp_path / "partial.jsonl")
+    seed_from_annotations(partial, read_jsonl(published)[1:])
+    lazy = LazyTeacher("openai", **UNREACHABLE)
+    with pytest.raises(TeacherError):
+        annotate(examples, lazy, settings, [], None, partial, progress=False)
+    assert lazy.loaded
+
+
+def _snapshot(variant: str, seed: int, accuracies: dict[str, list[int]], latency: float = 0.01) -> dict:
+    teacher, evidence = VARIANTS[variant]
+    rows = {}
+    for name, correct in accuracies.items():
+        rows[name] = {"accuracy": sum(correct) / len(correct), "ci_low": 0.0, "ci_high": 1.0, "n": len(correct),
+                      "cost": {"latency_s": 2.0 if name.startswith("teacher") else latency, "params": 135e6,
+                               "peak_rss_mb": 900.0},
+                      "correct": {f"q{i:03d}": c for i, c in enumerate(correct)}}
+    return {"cell": Cell("openbookqa", variant, 0.1, seed).name, "dataset": "openbookqa", "variant": variant,
+            "teacher": teacher, "student_evidence": evidence, "fraction": 0.1, "seed": seed, "train_examples": 50,
+            "eval_examples": 40, "commit": "abc123def4567890", "overrides": [], "rows": rows}
+
+
+def test_report_tables_pair_the_same_questions_and_say_when_nothing_is_decided(tmp_path):
+    right, wrong = [1] * 40, [0] * 40
+    half = [1, 0] * 20
+    snapshots = [
+        _snapshot("plain", 0, {"teacher-plain": half, "finetune": half, "distill": half, "sbs": wrong}),
+        _snapshot("plain", 1, {"teacher-plain": half, "finetune": half, "distill": half, "sbs": wrong}),
+        _snapshot("rag", 0, {"teacher-rag": right, "finetune": half, "distill": half, "sbs": right}),
+        _snapshot("rag", 1, {"teacher-rag": right, "finetune": half, "distill": half, "sbs": right}),
+        _snapshot("rag-student-evidence", 0, {"teacher-rag": right, "finetune": half, "distill": half, "sbs": half}),
+    ]
+    rows = table_rows(snapshots, "openbookqa", 0.1)
+    assert set(rows) == {"teacher: plain (few-shot)", "teacher: rag (few-shot, retrieval)", "finetune",
+                         "distill (plain teacher)", "distill (rag teacher)", "sbs (plain teacher)",
+                         "sbs (rag teacher)", "finetune + student reads evidence",
+                         "distill (rag teacher) + student reads evidence",
+                         "sbs (rag teacher) + student reads evidence"}
+    assert len(rows["finetune"]["runs"]) == 2  # the two teachers' finetune runs of one seed are one row
+    text = build_report(snapshots, figures=tmp_path)
+    assert "| sbs (rag teacher) | 100.0 |" in text and "| sbs (plain teacher) | 0.0 |" in text
+    assert "sbs (rag teacher) − sbs (plain teacher) | +100.0 points [+100.0, +100.0]: better" in text
+    assert "sbs (plain teacher) − finetune | -50.0 points" in text and "worse" in text
+    assert "distill (rag teacher) − distill (plain teacher) | +0.0 points [+0.0, +0.0]: not decided" in text
+    assert "abc123def456" in text
+    for name in ("study-openbookqa-fraction.png", "study-openbookqa-latency.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_report_refuses_rows_scored_on_different_questions(tmp_path):
+    a = _snapshot("plain", 0, {"teacher-plain": [1, 0], "finetune": [1, 0], "distill": [1, 0], "sbs": [1, 0]})
+    b = _snapshot("rag", 0, {"teacher-rag": [1, 0, 1], "finetune": [1, 0], "distill": [1, 0], "sbs": [1, 0, 1]})
+    with pytest.raises(DataError, match="different questions"):
+        build_report([a, b], figures=tmp_path)
+    with pytest.raises(DataError, match="no collected runs"):
+        build_report([], figures=tmp_path)
+    json.dumps(a)  # snapshots are plain JSON
