@@ -188,8 +188,7 @@ def table_rows(snapshots: list[dict], dataset: str, fraction: float) -> dict[str
                 label, key = f"teacher: {snap['teacher']} (few-shot{retrieval})", None
             else:
                 label, key = _student_label(name, snap["teacher"], snap["student_evidence"]), snap["seed"]
-            entry = rows.setdefault(label, {"runs": {}, "cost": row.get("cost"), "teacher": snap["teacher"],
-                                            "evidence": snap["student_evidence"]})
+            entry = rows.setdefault(label, {"runs": {}, "cost": row.get("cost")})
             entry["runs"].setdefault(key, row)
     return rows
 

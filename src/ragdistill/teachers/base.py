@@ -103,7 +103,7 @@ def teacher_model_id(backend: str, model: str) -> str:
 
 class LazyTeacher(Teacher):
     """A teacher built on first use, so that a run whose replies are all cached (or published) never loads
-    the model. Its footprint is remembered in the reply cache, for reports of such runs."""
+    the model. ``footprint_store`` is what a run that did load it measured (see ``teachers.stage``)."""
 
     def __init__(self, backend: str, footprint_store: dict | None = None, **kwargs) -> None:
         self.backend, self.kwargs = backend, kwargs

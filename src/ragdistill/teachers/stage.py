@@ -63,12 +63,15 @@ def _footprint_key(params: Params) -> str:
     return f"{params.teacher_model.backend}:{params.teacher_model.model}"
 
 
+def _footprints() -> dict:
+    return read_json(FOOTPRINTS) if FOOTPRINTS.exists() else {}
+
+
 def remember_footprint(params: Params, footprint: dict) -> dict:
     """Add this process's peak memory to a loaded teacher's footprint and remember it for later runs whose
     replies are all cached (they never load the model)."""
     footprint = {**footprint, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    known = read_json(FOOTPRINTS) if FOOTPRINTS.exists() else {}
-    write_json(FOOTPRINTS, {**known, _footprint_key(params): footprint})
+    write_json(FOOTPRINTS, {**_footprints(), _footprint_key(params): footprint})
     return footprint
 
 
@@ -105,7 +108,7 @@ def annotate_teacher(params: Params, dataset: str) -> dict:
             log(f"{dataset}: {seeded} teacher replies taken from the published {out}")
     log(f"{dataset}: teacher {teacher} ({model.backend} {model.model}) on {len(chosen) + len(valid)} training "
         f"and {len(scored)} evaluation examples; {len(cache)} replies cached")
-    known = read_json(FOOTPRINTS).get(_footprint_key(params)) if FOOTPRINTS.exists() else None
+    known = _footprints().get(_footprint_key(params))
     with LazyTeacher(model.backend, footprint_store=known, **teacher_kwargs(params)) as llm:
         annotated, stats = annotate(chosen + valid + scored, llm, settings, demonstrations, evidence, cache,
                                     batch_size=max(8, model.concurrency), label_policy=model.label_policy)
