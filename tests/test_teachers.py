@@ -299,6 +299,53 @@ def test_http_gives_up_on_malformed_json(scripted_server):
     assert len(handler.seen) == 3
 
 
+class _CutOffHandler(http.server.BaseHTTPRequestHandler):
+    """Sends the headers and the first 13 bytes of a 200 reply, then closes: a server dying mid-reply.
+    The first ``cut`` requests are cut off; later ones get the whole reply."""
+
+    cut = 0
+    seen = 0
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).seen += 1
+        body = _OK.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if type(self).seen <= type(self).cut:
+            self.wfile.write(body[:13])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+        else:
+            self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("cut, retries, succeeds", [(1, 2, True), (5, 2, False)])
+def test_http_retries_a_reply_cut_off_mid_body(cut, retries, succeeds):
+    handler = type("Handler", (_CutOffHandler,), {"cut": cut, "seen": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        teacher = OpenAITeacher("m", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                                max_retries=retries, backoff=0.01)
+        if succeeds:
+            [completion] = teacher.complete(_PROMPT, DecodingSettings())
+            assert completion.text == "So the answer is (a) trees." and handler.seen == cut + 1
+        else:
+            with pytest.raises(TeacherError, match=r"gave up after 3 attempts; last error: reply cut off"):
+                teacher.complete(_PROMPT, DecodingSettings())
+            assert handler.seen == retries + 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_http_fails_fast_on_a_bad_key_without_showing_it(scripted_server, monkeypatch):
     monkeypatch.setenv("RAGDISTILL_TEST_KEY", "sk-secret-123")
     url, handler = scripted_server([(401, '{"error": "bad key $AUTH"}')])
@@ -402,6 +449,44 @@ def test_llama_cpp_in_process_with_and_without_prefix_reuse(tiny_examples):
     assert [c.prompt_tokens for c in reused] == [c.prompt_tokens for c in fresh]
     # The texts usually agree but need not: a reused prefix is evaluated in other batch sizes, and the CPU
     # kernels are not batch-invariant, so a near-tie in greedy decoding may flip (1 of 12 in the benchmark).
+
+
+def test_llama_cpp_saves_each_reply_as_it_arrives(tmp_path, tiny_examples):
+    """A batch of 8 prompts reaches the cache one reply at a time, so a kill loses at most the reply in
+    progress (the cache is watched while a real llama.cpp model answers)."""
+    pytest.importorskip("llama_cpp")
+    from ragdistill import zoo
+    from ragdistill.teachers.llama_cpp import LlamaCppTeacher
+
+    try:
+        zoo.smollm2_gguf()
+    except zoo.ZooError as err:
+        pytest.skip(str(err))
+    examples = tiny_examples(4)
+    cache = AnnotationCache(tmp_path / "cache.jsonl")
+    counts, finished, failures = set(), threading.Event(), []
+
+    def run() -> None:
+        try:
+            with LlamaCppTeacher("smollm2-135m-instruct", n_ctx=1024) as teacher:
+                annotate(examples, teacher, DecodingSettings(max_new_tokens=24), _demos(tiny_examples), None,
+                         cache, batch_size=8, progress=False)
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    while not finished.is_set():
+        counts.add(cache.path.read_bytes().count(b"\n"))
+        finished.wait(0.002)
+    worker.join()
+    assert not failures, failures
+    counts.add(cache.path.read_bytes().count(b"\n"))
+    assert max(counts) == 4
+    # Saved in a batch, the cache would only ever hold 0 or 4 lines.
+    assert counts & {1, 2, 3}, counts
 
 
 _CHAT_TEMPLATE = (

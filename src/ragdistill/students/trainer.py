@@ -9,7 +9,9 @@ launch`` and DeepSpeed configs work unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,11 +117,14 @@ def train_student(
     max_target_tokens: int = 96,
     checkpoint_dir: str | Path | None = None,
     save_steps: int = 50,
+    callbacks: list[TrainerCallback] | None = None,
 ) -> dict:
     """Train on (task, input, target, weight) rows, save the model to ``output_dir``, return stats.
 
-    Checkpoints go to ``checkpoint_dir`` (outside the DVC output) every ``save_steps``; a killed run
-    started again resumes from the newest one (the ``Trainer``'s own resume).
+    Checkpoints go every ``save_steps`` to a folder under ``checkpoint_dir`` (outside the DVC output)
+    named by a fingerprint of everything that decides the weights (student, rows, hyperparameters). A
+    killed run started again with the same inputs resumes from its newest checkpoint (the ``Trainer``'s
+    own resume); a run with any other input never picks up that checkpoint.
     """
     set_seed(seed)
     output_dir = Path(output_dir)
@@ -127,7 +132,14 @@ def train_student(
     encoded = [formatter.encode(task, text, target, weight) for task, text, target, weight in rows]
     dataset = Dataset.from_list(encoded)
     collator = TaskCollator(student.tokenizer.pad_token_id, student.is_encoder_decoder)
-    checkpoint_dir = Path(checkpoint_dir or output_dir.with_name(output_dir.name + ".checkpoints"))
+    settings = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "grad_accum": grad_accum,
+                "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "seed": seed, "max_steps": max_steps,
+                "save_steps": save_steps}
+    checkpoint_root = Path(checkpoint_dir or output_dir.with_name(output_dir.name + ".checkpoints"))
+    checkpoint_dir = checkpoint_root / run_fingerprint(student, encoded, settings)
+    others = sorted(p.name for p in checkpoint_root.glob("*") if p.is_dir() and p != checkpoint_dir)
+    if others:
+        print(f"Not resuming the checkpoints of other settings in {checkpoint_root}: {', '.join(others)}", flush=True)
     args = TrainingArguments(
         output_dir=str(checkpoint_dir),
         learning_rate=lr,
@@ -154,7 +166,7 @@ def train_student(
     progress = _ProgressLog()
     trainer = MultiTaskTrainer(
         model=student.model, args=args, train_dataset=dataset, data_collator=collator,
-        callbacks=[progress], is_encoder_decoder=student.is_encoder_decoder,
+        callbacks=[progress, *(callbacks or [])], is_encoder_decoder=student.is_encoder_decoder,
     )
     resume = _latest_checkpoint(checkpoint_dir)
     if resume:
@@ -181,10 +193,22 @@ def train_student(
     }
     write_json(output_dir / "train_stats.json", stats)
     # The model is saved; the checkpoints were only for resuming.
-    import shutil
-
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if checkpoint_root.is_dir() and not any(checkpoint_root.iterdir()):
+        checkpoint_root.rmdir()
     return stats
+
+
+def run_fingerprint(student: Student, encoded: list[dict], settings: dict) -> str:
+    """A short hash of what decides a run's weights: the student (source and architecture), the encoded
+    training rows and the training settings. Checkpoints are only resumed by a run with the same one."""
+    digest = hashlib.sha256()
+    digest.update(str(student.source).encode())
+    digest.update(student.model.config.to_json_string(use_diff=False).encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for row in encoded:
+        digest.update(json.dumps(row, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 def _latest_checkpoint(directory: Path) -> Path | None:
@@ -192,8 +216,3 @@ def _latest_checkpoint(directory: Path) -> Path | None:
         return None
     found = [p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
     return max(found, key=lambda p: int(p.name.split("-")[1])) if found else None
-
-
-def read_train_stats(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / "train_stats.json"
-    return json.loads(path.read_text()) if path.exists() else {}

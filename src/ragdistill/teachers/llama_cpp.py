@@ -9,6 +9,7 @@ its evidence) is evaluated. ``reuse_prefix=False`` clears the cache before every
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ragdistill.teachers.base import Completion, DecodingSettings, Message, Teacher, TeacherError
@@ -45,6 +46,14 @@ class LlamaCppTeacher(Teacher):
 
     def complete(self, prompts: list[list[Message]], settings: DecodingSettings) -> list[Completion]:
         return [self._one(messages, settings) for messages in prompts]
+
+    def iter_complete(
+        self, prompts: list[list[Message]], settings: DecodingSettings
+    ) -> Iterator[tuple[int, Completion]]:
+        # One prompt at a time, so each reply reaches the cache as soon as it is written (a kill loses
+        # at most the reply in progress).
+        for index, messages in enumerate(prompts):
+            yield index, self._one(messages, settings)
 
     def _one(self, messages: list[Message], settings: DecodingSettings) -> Completion:
         if not self.reuse_prefix:

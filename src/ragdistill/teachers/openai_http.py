@@ -5,10 +5,10 @@ The API key is read from the environment variable *named* by ``api_key_env`` at 
 never stored on the object, logged, or put in an error message. Without that variable no
 ``Authorization`` header is sent (local servers need none).
 
-``concurrency`` requests are in flight at once. Connection errors, timeouts, HTTP 5xx / 429 / 408 and
-malformed replies are retried ``max_retries`` times with exponential backoff (``backoff`` × 2^attempt
-seconds, at most ``max_backoff``; a ``Retry-After`` header is honoured up to that bound); then
-``TeacherError`` says what went wrong. Other 4xx replies (bad key, unknown model) fail at once.
+``concurrency`` requests are in flight at once. Connection errors, timeouts, replies cut off mid-body,
+HTTP 5xx / 429 / 408 and malformed replies are retried ``max_retries`` times with exponential backoff
+(``backoff`` × 2^attempt seconds, at most ``max_backoff``; a ``Retry-After`` header is honoured up to that
+bound); then ``TeacherError`` says what went wrong. Other 4xx replies (bad key, unknown model) fail at once.
 """
 
 from __future__ import annotations
@@ -108,6 +108,9 @@ class OpenAITeacher(Teacher):
             raise _Retryable(f"no reply within {self.timeout:g} s") from None
         except requests.ConnectionError as err:
             raise _Retryable(f"connection failed ({type(err).__name__})") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as err:
+            # The server died (or the connection broke) while sending the body: the reply is incomplete.
+            raise _Retryable(f"reply cut off ({type(err).__name__})") from None
         seconds = time.perf_counter() - start
         if response.status_code != 200:
             body = self._scrub(response.text[:300].strip())
