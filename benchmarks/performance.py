@@ -237,78 +237,73 @@ def synthesize_corpus(passages: list, scale: int, seed: int = 0) -> list:
 
 
 def bench_retrieval(scales: list[int], queries: int, dense_scale_limit: int) -> dict:
+    """Per scale: BM25, dense and hybrid (the fusion of the two fitted ones, so its build is their sum).
+    Above ``dense_scale_limit`` the dense build time is extrapolated from the encoding rate measured at the
+    largest measured scale (encoding is linear in the passages); its search is still measured for real, on
+    an index of the full size made of the measured embeddings tiled and slightly perturbed."""
     from ragdistill.config import load_params
     from ragdistill.data.corpora import load_openbook
     from ragdistill.data.registry import load_dataset, resolve_data_root
     from ragdistill.retrieval import BM25Retriever, DenseRetriever, HybridRetriever
     from ragdistill.retrieval.run import question_and_choices
 
+    class Precomputed(DenseRetriever):
+        embeddings: np.ndarray
+
+        def _fit(self, passages: list) -> None:
+            self._embeddings = self.embeddings
+
+    class Prefitted(HybridRetriever):
+        def _fit(self, passages: list) -> None:  # its two retrievers are fitted already
+            pass
+
     root = resolve_data_root(load_params().data.root)
     book = load_openbook(root)
     questions = [question_and_choices(e) for e in load_dataset("openbookqa", root, "eval")[:queries]]
     encoder = DenseRetriever()  # one loaded model, shared, so model load time is not counted as index build
     encoder.encode(["warm up"])
-    rows = []
-    for scale in scales:
-        corpus = synthesize_corpus(book, scale)
-        for method in ("bm25", "dense", "hybrid"):
-            if method != "bm25" and scale > dense_scale_limit:
-                rows.append(_dense_extrapolated(method, scale, corpus, questions, rows, encoder))
-                continue
-            dense = DenseRetriever()
-            dense._model = encoder.model
-            retriever = {"bm25": BM25Retriever(), "dense": dense,
-                         "hybrid": HybridRetriever(dense=dense)}[method]
+    rows, rate = [], None  # rate: measured dense encoding seconds per passage
+
+    def timed(retriever, build_s: float | None, method: str, scale: int, corpus: list, how: str) -> None:
+        if build_s is None:
             start = time.perf_counter()
             retriever.fit(corpus)
-            build = time.perf_counter() - start
-            start = time.perf_counter()
-            retriever.search(questions, 3)
-            search = time.perf_counter() - start
-            rows.append({"method": method, "scale": scale, "passages": len(corpus), "build_s": round(build, 2),
-                         "queries": len(questions), "queries_per_s": round(len(questions) / search, 1),
-                         "measured": "yes"})
-            print(rows[-1], flush=True)
+            build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        retriever.search(questions, 3)
+        search = time.perf_counter() - start
+        rows.append({"method": method, "scale": scale, "passages": len(corpus), "build_s": round(build_s, 2),
+                     "queries": len(questions), "queries_per_s": round(len(questions) / search, 1), "measured": how})
+        print(rows[-1], flush=True)
+
+    for scale in scales:
+        corpus = synthesize_corpus(book, scale)
+        bm25 = BM25Retriever()
+        timed(bm25, None, "bm25", scale, corpus, "yes")
+        if scale <= dense_scale_limit:
+            dense = DenseRetriever()
+            dense._model = encoder.model
+            timed(dense, None, "dense", scale, corpus, "yes")
+            rate = rows[-1]["build_s"] / len(corpus)
+            how = "yes"
+        else:
+            if rate is None:
+                raise SystemExit("retrieval: measure at least one scale at or below --dense-scale-limit")
+            sample = encoder.encode([p.text for p in corpus[:2000]])  # real embeddings to tile
+            tiled = np.tile(sample, (-(-len(corpus) // len(sample)), 1))[: len(corpus)]
+            tiled += np.random.default_rng(0).normal(0, 0.01, tiled.shape).astype(np.float32)
+            tiled /= np.linalg.norm(tiled, axis=1, keepdims=True)
+            dense = Precomputed()
+            dense._model, dense.embeddings = encoder.model, tiled
+            dense.fit(corpus)
+            how = "search yes; build extrapolated from the measured encoding rate"
+            timed(dense, rate * len(corpus), "dense", scale, corpus, how)
+        hybrid = Prefitted(bm25=bm25, dense=dense)
+        hybrid.fit(corpus)
+        build = sum(r["build_s"] for r in rows[-2:])
+        timed(hybrid, build, "hybrid", scale, corpus, how if how != "yes" else "yes (build: bm25 + dense)")
     return {"queries": queries, "corpus": "OpenBookQA open book (1,326 facts); larger ones synthesized from it",
             "dense_model": "all-MiniLM-L6-v2", "rows": rows}
-
-
-def _dense_extrapolated(method: str, scale: int, corpus: list, questions: list, rows: list, encoder) -> dict:
-    """Encoding is linear in the number of passages, so the dense build time at this scale is extrapolated
-    from the encoding rate measured at the largest measured scale. The search is measured for real, on an
-    index of the full size (the measured embeddings tiled and slightly perturbed)."""
-    from ragdistill.retrieval import BM25Retriever, DenseRetriever, HybridRetriever
-
-    measured = max((r for r in rows if r["method"] == "dense" and r["measured"] == "yes"), key=lambda r: r["passages"])
-    sample = encoder.encode([p.text for p in corpus[: measured["passages"]]])
-    tiled = np.tile(sample, (-(-len(corpus) // len(sample)), 1))[: len(corpus)]
-    tiled += np.random.default_rng(0).normal(0, 0.01, tiled.shape).astype(np.float32)
-    tiled /= np.linalg.norm(tiled, axis=1, keepdims=True)
-
-    class Precomputed(DenseRetriever):
-        def _fit(self, passages: list) -> None:
-            self._embeddings = tiled
-
-    dense = Precomputed()
-    dense._model = encoder.model
-    retriever, bm25_build = dense, 0.0
-    if method == "hybrid":
-        bm25 = BM25Retriever()
-        start = time.perf_counter()
-        bm25.fit(corpus)
-        bm25_build = time.perf_counter() - start
-        retriever = HybridRetriever(bm25=bm25, dense=dense)
-    retriever.fit(corpus)
-    start = time.perf_counter()
-    retriever.search(questions, 3)
-    search = time.perf_counter() - start
-    per_passage = measured["build_s"] / measured["passages"]
-    row = {"method": method, "scale": scale, "passages": len(corpus),
-           "build_s": round(per_passage * len(corpus) + bm25_build, 1), "queries": len(questions),
-           "queries_per_s": round(len(questions) / search, 1),
-           "measured": f"search yes; build extrapolated from {measured['passages']:,} passages"}
-    print(row, flush=True)
-    return row
 
 
 # ----------------------------------------------------------------------------------------------- pipeline
