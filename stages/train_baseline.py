@@ -1,4 +1,5 @@
-"""Stage train-baseline: standard finetuning (gold labels) or standard distillation (teacher labels)."""
+"""Stages train-finetune and train-distill: standard finetuning (gold labels) or standard distillation
+(teacher labels)."""
 
 import argparse
 

@@ -82,7 +82,8 @@ def test_changing_alpha_reruns_only_sbs(tiny_repo):
         (repo / "params.yaml").write_text(params)
     # train.alpha is a parameter of the sbs students only: the baselines and the data stages stay.
     assert {"train-sbs@svamp", "train-sbs@cqa", "evaluate@svamp-sbs", "evaluate@cqa-sbs"} <= ran
-    assert not any(s.startswith(("prepare", "split", "train-baseline", "evaluate@svamp-f", "evaluate@cqa-d"))
+    assert not any(s.startswith(("prepare", "split", "train-finetune", "train-distill", "evaluate@svamp-f",
+                                 "evaluate@cqa-d"))
                    for s in ran), ran
 
 
@@ -117,6 +118,14 @@ def test_rag_teacher_experiment(tiny_repo):
     assert "| latency ms |" in (repo / "reports/RESULTS.md").read_text()
     recall = json.loads((repo / "reports/retrieval/openbookqa.json").read_text())
     assert 0.0 <= recall["recall_eval"]["recall@3"] <= 1.0
+    # The plain teacher next: finetune learns gold labels only, so DVC skips it and its evaluation.
+    out = _run(["dvc", "exp", "run", "-S", "teacher=plain", "-S", "datasets=[openbookqa]", "-n", "obqa-plain"],
+               repo, env)
+    ran = _ran_stages(out)
+    assert {"annotate-teacher@openbookqa", "split@openbookqa", "train-distill@openbookqa",
+            "train-sbs@openbookqa", "evaluate@openbookqa-sbs"} <= ran, ran
+    assert not {"train-finetune@openbookqa", "evaluate@openbookqa-finetune", "cost@openbookqa-finetune"} & ran, ran
+    _run(["dvc", "exp", "apply", "obqa-rag"], repo, env)  # the next test starts from the RAG experiment
 
 
 def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo):

@@ -3,6 +3,9 @@ the split, and the fixed demonstrations."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from ragdistill.data.registry import load_dataset
@@ -67,3 +70,46 @@ def test_environment_overrides_the_configured_data_root(monkeypatch, tmp_path):
     monkeypatch.delenv("RAGDISTILL_DATA")
     with pytest.raises(FileNotFoundError, match="data.root"):
         resolve_data_root(tmp_path / "missing")
+
+
+def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_examples, tmp_path, monkeypatch):
+    """split writes train-gold.jsonl and eval.jsonl without teacher outputs: byte-identical whichever
+    teacher annotated, so DVC skips finetune (train, evaluate, cost) after `-S teacher=...`."""
+    from dataclasses import replace
+
+    import yaml
+
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.data.example import save_examples
+    from ragdistill.data.split import split
+
+    monkeypatch.chdir(tmp_path)
+    examples = tiny_examples(12)
+    save_examples(paths.prepared("cqa", "train"), examples[:8])
+    save_examples(paths.prepared("cqa", "eval"), examples[8:])
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    outputs = {}
+    for teacher in ("plain", "rag"):
+        records = [annotation_record(replace(e, rationale=f"{teacher} says {e.label}", teacher_label=e.label,
+                                             meta={"prompt_hash": teacher}), "train" if i < 8 else "eval")
+                   for i, e in enumerate(examples)]
+        paths.annotations("cqa", teacher).parent.mkdir(parents=True, exist_ok=True)
+        paths.annotations("cqa", teacher).write_text("".join(json.dumps(r) + "\n" for r in records))
+        params.update(teacher=teacher)
+        params["split"]["fraction"]["cqa"] = 0.5
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        split(load_params(), "cqa")
+        outputs[teacher] = {name: paths.split_file("cqa", name).read_bytes()
+                            for name in ("train", "train-gold", "eval")}
+    plain, rag = outputs["plain"], outputs["rag"]
+    assert plain["train-gold"] == rag["train-gold"] and plain["eval"] == rag["eval"]
+    assert plain["train"] != rag["train"] and b"plain says" in plain["train"]
+    gold = [json.loads(line) for line in plain["train-gold"].decode().splitlines()]
+    train = [json.loads(line) for line in plain["train"].decode().splitlines()]
+    assert [row["id"] for row in gold] == [row["id"] for row in train] and len(gold) == 4
+    for row in gold + [json.loads(line) for line in plain["eval"].decode().splitlines()]:
+        assert row.get("rationale") is None and row.get("teacher_label") is None
+        assert "prompt_hash" not in row["meta"]
+    assert paths.training_file("cqa", "finetune").name == "train-gold.jsonl"
+    assert paths.training_file("cqa", "distill").name == paths.training_file("cqa", "sbs").name == "train.jsonl"

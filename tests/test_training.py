@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from transformers import TrainingArguments
 
 from ragdistill.students import TaskFormatter, build_task_rows, load_student
-from ragdistill.students.trainer import MultiTaskTrainer, TaskCollator, per_row_loss, train_student
+from ragdistill.students.trainer import (
+    MultiTaskTrainer,
+    TaskCollator,
+    per_row_loss,
+    target_positions,
+    train_student,
+)
 
 STEPS = 30
 
@@ -124,6 +130,62 @@ def test_compute_loss_is_the_weighted_mean(tmp_path, tiny_examples, name):
     assert ones == pytest.approx(sum(per_row) / len(per_row), rel=1e-4)
     assert loss == pytest.approx(sum(w * v for w, v in zip(weights, per_row)) / len(per_row), rel=1e-4)
     assert only_second.item() == pytest.approx(per_row[1], rel=1e-4)
+
+
+def _trainer_and_batch(tmp_path, student, examples):
+    formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
+    rows, _ = build_task_rows(examples, "sbs", alpha=0.3)
+    collator = TaskCollator(student.tokenizer.pad_token_id, student.is_encoder_decoder)
+    args = TrainingArguments(output_dir=str(tmp_path / "args"), report_to=[], use_cpu=True)
+    trainer = MultiTaskTrainer(model=student.model, args=args, data_collator=collator,
+                               is_encoder_decoder=student.is_encoder_decoder)
+    return trainer, collator([formatter.encode(*row) for row in rows])
+
+
+def _loss_and_grads(trainer, model, batch) -> tuple[float, list[torch.Tensor]]:
+    model.zero_grad()
+    loss = trainer.compute_loss(model, dict(batch))
+    loss.backward()
+    return loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def test_logits_only_at_target_positions_give_the_same_loss_and_gradients(tmp_path, tiny_examples):
+    student = load_student("tiny-llama")
+    trainer, batch = _trainer_and_batch(tmp_path, student, tiny_examples(3))
+    assert trainer.logits_at_targets  # the causal LM takes a boolean logits_to_keep
+    keep = target_positions(batch["labels"])
+    assert 0 < keep.sum() < batch["attention_mask"].sum()  # the prompt positions are skipped
+    fast_loss, fast_grads = _loss_and_grads(trainer, student.model, batch)
+    trainer.logits_at_targets = False
+    full_loss, full_grads = _loss_and_grads(trainer, student.model, batch)
+    assert fast_loss == pytest.approx(full_loss, rel=1e-5)
+    assert len(fast_grads) == len(full_grads)
+    for fast, full in zip(fast_grads, full_grads):
+        torch.testing.assert_close(fast, full, rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_that_ignores_the_logit_mask_falls_back_to_all_positions(tmp_path, tiny_examples):
+    student = load_student("tiny-llama")
+    reference = per_row_loss  # the loss over all positions, computed by hand below
+
+    class IgnoresLogitMask(type(student.model)):
+        def forward(self, *args, logits_to_keep=0, **kwargs):
+            return super().forward(*args, **kwargs)
+
+    student.model.__class__ = IgnoresLogitMask
+    trainer, batch = _trainer_and_batch(tmp_path, student, tiny_examples(2))
+    assert trainer.logits_at_targets
+    with torch.no_grad():
+        loss = trainer.compute_loss(student.model, dict(batch)).item()
+        logits = student.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected = (batch["weights"] * reference(logits, batch["labels"], shift=True)).mean().item()
+    assert not trainer.logits_at_targets
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_seq2seq_students_keep_all_decoder_logits(tmp_path, tiny_examples):
+    trainer, _ = _trainer_and_batch(tmp_path, load_student("tiny-t5"), tiny_examples(2))
+    assert not trainer.logits_at_targets
 
 
 # --------------------------------------------------------------------------- train_student

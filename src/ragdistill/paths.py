@@ -21,6 +21,11 @@ def split_file(dataset: str, split: str) -> Path:
     return SPLITS / dataset / f"{split}.jsonl"
 
 
+def training_file(dataset: str, method: str) -> Path:
+    """finetune learns from the examples without teacher outputs, so a teacher change never retrains it."""
+    return split_file(dataset, "train-gold" if method == "finetune" else "train")
+
+
 def model_dir(dataset: str, method: str) -> Path:
     return MODELS / dataset / method
 

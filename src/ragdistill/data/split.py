@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from sklearn.model_selection import train_test_split
 
@@ -70,11 +71,20 @@ def with_evidence(examples: list[Example], retrieved: dict[str, list[dict]], whe
     return examples
 
 
+def without_teacher(examples: list[Example]) -> list[Example]:
+    """The examples as prepared, with no teacher rationale or label: what finetuning and evaluation read,
+    so that a change of teacher leaves their inputs, and so their DVC stages, untouched."""
+    return [replace(e, rationale=None, teacher_label=None, meta=dict(e.meta)) for e in examples]
+
+
 def split(params: Params, dataset: str) -> dict:
-    """Apply the training fraction and hold out the validation part; the eval split is kept whole."""
-    records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
-    train = _with_annotations(load_examples(paths.prepared(dataset, "train")), records)
-    evaluation = _with_annotations(load_examples(paths.prepared(dataset, "eval")), records)
+    """Apply the training fraction and hold out the validation part; the eval split is kept whole.
+
+    Writes ``train.jsonl`` (the chosen examples with the teacher's outputs: distill and sbs),
+    ``train-gold.jsonl`` (the same examples without them: finetune), ``valid.jsonl`` and ``eval.jsonl``
+    (gold labels only: students are scored against gold, the teacher is scored by its own stage)."""
+    train = load_examples(paths.prepared(dataset, "train"))
+    evaluation = load_examples(paths.prepared(dataset, "eval"))
     if params.split.student_evidence:
         source = paths.retrieved(dataset)
         retrieved = {row["id"]: row["passages"] for row in read_jsonl(source)}
@@ -82,7 +92,11 @@ def split(params: Params, dataset: str) -> dict:
         evaluation = with_evidence(evaluation, retrieved, str(source))
     fraction = params.fraction(dataset)
     chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
-    for name, rows in (("train", chosen), ("valid", valid), ("eval", evaluation)):
+    gold = without_teacher(chosen)
+    records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
+    chosen, valid = _with_annotations(chosen, records), _with_annotations(valid, records)
+    for name, rows in (("train", chosen), ("train-gold", gold), ("valid", valid),
+                       ("eval", without_teacher(evaluation))):
         save_examples(paths.split_file(dataset, name), rows)
     info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
             **({"student_evidence": True} if params.split.student_evidence else {}),

@@ -5,30 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import resource
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import load_examples
-from ragdistill.data.registry import task_kind
-from ragdistill.evaluation.scoring import choose_labels, generate_labels
+from ragdistill.evaluation.scoring import answer_labels, scoring_mode
 from ragdistill.io import write_json
 from ragdistill.log import log
+from ragdistill.memory import peak_rss_mb, rss_mb
 from ragdistill.students.formatting import TaskFormatter
 from ragdistill.students.models import load_student
-
-
-def _rss_mb() -> float:
-    """Resident memory of this process now (Linux /proc), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def student_cost(params: Params, dataset: str, method: str) -> dict:
@@ -38,22 +28,17 @@ def student_cost(params: Params, dataset: str, method: str) -> dict:
     examples = load_examples(paths.split_file(dataset, "eval"))[: params.cost.examples + 1]
     if len(examples) < 2:
         raise ValueError(f"{paths.split_file(dataset, 'eval')}: need at least 2 evaluation examples to time")
-    before = _rss_mb()
+    before = rss_mb()
     started = time.perf_counter()
     student = load_student(str(model_dir))
     load_seconds = time.perf_counter() - started
     formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder,
                               params.student.max_input_tokens, params.student.max_target_tokens)
-    scoring = params.eval.scoring
-    if scoring == "auto":
-        scoring = "choices" if task_kind(dataset) == "choice" else "generate"
+    scoring = scoring_mode(params.eval.scoring, dataset)
 
     def answer(example) -> None:
         with contextlib.redirect_stderr(io.StringIO()):  # no progress bar per single question
-            if scoring == "choices":
-                choose_labels(student, [example], formatter)
-            else:
-                generate_labels(student, [example], formatter, params.eval.max_new_tokens, batch_size=1)
+            answer_labels(student, [example], formatter, scoring, params.eval.max_new_tokens, batch_size=1)
 
     answer(examples[0])  # warm-up: first-call allocations are not what a served model pays
     latencies = []
@@ -71,8 +56,8 @@ def student_cost(params: Params, dataset: str, method: str) -> dict:
         "latency_s": round(statistics.fmean(latencies), 4),
         "latency_p50_s": round(statistics.median(latencies), 4),
         "latency_p90_s": round(sorted(latencies)[int(0.9 * (len(latencies) - 1))], 4),
-        "model_rss_mb": round(_rss_mb() - before, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "model_rss_mb": round(rss_mb() - before, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "threads": torch.get_num_threads(),
     }
     write_json(paths.REPORTS / "cost" / f"{dataset}-{method}.json", result)

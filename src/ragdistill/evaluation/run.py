@@ -9,7 +9,7 @@ from ragdistill.config import Params
 from ragdistill.data.example import load_examples
 from ragdistill.data.registry import task_kind
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct
-from ragdistill.evaluation.scoring import choose_labels, generate_labels
+from ragdistill.evaluation.scoring import answer_labels, scoring_mode
 from ragdistill.io import read_json, write_json, write_jsonl
 from ragdistill.log import log
 from ragdistill.students.formatting import TaskFormatter
@@ -24,15 +24,9 @@ def evaluate(params: Params, dataset: str, method: str) -> dict:
     formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder,
                               params.student.max_input_tokens, params.student.max_target_tokens)
     kind = task_kind(dataset)
-    scoring = params.eval.scoring
-    if scoring == "auto":
-        scoring = "choices" if kind == "choice" else "generate"
-    scores = None
-    if scoring == "choices":
-        predictions, scores = choose_labels(student, examples, formatter, desc=f"{dataset}/{method}")
-    else:
-        predictions = generate_labels(student, examples, formatter, params.eval.max_new_tokens,
-                                      params.eval.batch_size, desc=f"{dataset}/{method}")
+    scoring = scoring_mode(params.eval.scoring, dataset)
+    predictions, scores = answer_labels(student, examples, formatter, scoring, params.eval.max_new_tokens,
+                                        params.eval.batch_size, desc=f"{dataset}/{method}")
     correct = [is_correct(p, e.label, kind) for p, e in zip(predictions, examples)]
     rows = [{"id": e.id, "gold": e.label, "prediction": p, "correct": c, **({"choice_scores": s} if scores else {})}
             for e, p, c, s in zip(examples, predictions, correct, scores or [None] * len(examples))]

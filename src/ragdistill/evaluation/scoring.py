@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ragdistill.data.example import Example
+from ragdistill.data.registry import task_kind
 from ragdistill.students.formatting import TaskFormatter
 from ragdistill.students.models import Student
 
@@ -23,7 +24,6 @@ def generate_labels(student: Student, examples: list[Example], formatter: TaskFo
     model.eval()
     pad = tokenizer.pad_token_id
     device = next(model.parameters()).device
-    outputs: list[str] = []
     # Sorting by length keeps padding low; results go back to the original order.
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input))
     by_index: dict[int, str] = {}
@@ -47,8 +47,7 @@ def generate_labels(student: Student, examples: list[Example], formatter: TaskFo
         new = generated if student.is_encoder_decoder else generated[:, width:]
         for row, index in enumerate(chunk):
             by_index[index] = _clean_generation(tokenizer.decode(new[row], skip_special_tokens=True))
-    outputs = [by_index[i] for i in range(len(examples))]
-    return outputs
+    return [by_index[i] for i in range(len(examples))]
 
 
 @torch.inference_mode()
@@ -100,3 +99,19 @@ def choose_labels(student: Student, examples: list[Example], formatter: TaskForm
         predictions.append(example.choices[best])
         scores.append([round(v, 4) for v in values])
     return predictions, scores
+
+
+def scoring_mode(configured: str, dataset: str) -> str:
+    """``eval.scoring`` resolved: ``auto`` scores multiple choice by choice likelihood, the rest by generation."""
+    if configured != "auto":
+        return configured
+    return "choices" if task_kind(dataset) == "choice" else "generate"
+
+
+def answer_labels(student: Student, examples: list[Example], formatter: TaskFormatter, scoring: str,
+                  max_new_tokens: int = 32, batch_size: int = 16, desc: str = "answering"
+                  ) -> tuple[list[str], list[list[float]] | None]:
+    """(predicted labels, choice scores or None) under the resolved scoring mode."""
+    if scoring == "choices":
+        return choose_labels(student, examples, formatter, desc=desc)
+    return generate_labels(student, examples, formatter, max_new_tokens, batch_size, desc=desc), None

@@ -1,4 +1,4 @@
-"""Stage logic of train-baseline and train-sbs: task rows from the split, one student trained."""
+"""Stage logic of train-finetune, train-distill and train-sbs: task rows from the split, one student trained."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def train(params: Params, dataset: str, method: str) -> dict:
     if method != "finetune" and params.teacher == "none":
         raise SystemExit(f"train {method}: teacher is 'none', so there are no teacher labels or rationales; "
                          "set teacher (params.yaml) or train only finetune")
-    examples = load_examples(paths.split_file(dataset, "train"))
+    examples = load_examples(paths.training_file(dataset, method))
     rows, skipped = build_task_rows(examples, method, params.train.alpha, params.train.sbs_labels)
     if not rows:
         raise SystemExit(f"train {method} on {dataset}: no training rows (skipped: {skipped})")

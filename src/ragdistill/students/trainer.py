@@ -3,13 +3,16 @@
 The paper's released code runs two forward passes per step (one padded batch per task). Here every
 (example, task) pair is one row with a weight, rows of similar length are batched together
 (``group_by_length``), and one forward pass computes a per-row loss: the same objective in
-expectation, with less padding and one pass. Because it is the stock ``Trainer``, ``accelerate
-launch`` and DeepSpeed configs work unchanged.
+expectation, with less padding and one pass. A causal LM projects onto its vocabulary only the
+positions that predict a target token (``logits_to_keep``), since the prompt's logits never enter the
+loss. Because it is the stock ``Trainer`` and model ``forward``, ``accelerate launch`` and DeepSpeed
+configs work unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 import time
@@ -67,12 +70,35 @@ def per_row_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool) -> tor
     return token_loss.sum(dim=1) / counts
 
 
+def target_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Boolean (rows, width) mask of the causal LM positions whose next token is a target."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep
+
+
+def per_row_target_loss(target_logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``per_row_loss`` of a causal LM from the logits of the ``keep`` positions only (flattened, row-major)."""
+    token_loss = F.cross_entropy(target_logits.float(), labels[:, 1:][keep[:, :-1]], reduction="none")
+    sums = token_loss.new_zeros(labels.size(0)).index_add(0, keep.nonzero()[:, 0], token_loss)
+    return sums / keep.sum(dim=1).clamp(min=1)
+
+
+def accepts_logit_mask(model: torch.nn.Module) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep`` (a boolean mask keeps chosen positions)."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
 class MultiTaskTrainer(Trainer):
     """``Trainer`` whose loss is the weighted mean of per-row losses (label and rationale rows)."""
 
     def __init__(self, *args, is_encoder_decoder: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.is_encoder_decoder = is_encoder_decoder
+        # The vocabulary projection of a 135M model is a fifth of its FLOPs and most positions are prompt:
+        # computing logits only where a target is predicted is the same loss for less work.
+        self.logits_at_targets = not is_encoder_decoder and accepts_logit_mask(self.accelerator.unwrap_model(
+            self.model))
         # Our loss is already a per-batch mean: let Trainer divide it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
 
@@ -82,6 +108,15 @@ class MultiTaskTrainer(Trainer):
         if self.is_encoder_decoder:
             decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
             outputs = model(**inputs, decoder_input_ids=decoder_input_ids)
+        elif self.logits_at_targets and not return_outputs:
+            keep = target_positions(labels)
+            outputs = model(**inputs, logits_to_keep=keep)
+            if outputs.logits.dim() == 2 and outputs.logits.size(0) == int(keep.sum()):
+                losses = per_row_target_loss(outputs.logits, labels, keep)
+                return (weights.to(losses.device) * losses).mean()
+            # This model ignores a mask in logits_to_keep: fall back to all positions from now on.
+            self.logits_at_targets = False
+            outputs = model(**inputs)
         else:
             outputs = model(**inputs)
         losses = per_row_loss(outputs.logits, labels, shift=not self.is_encoder_decoder)
@@ -118,6 +153,7 @@ def train_student(
     checkpoint_dir: str | Path | None = None,
     save_steps: int = 50,
     callbacks: list[TrainerCallback] | None = None,
+    logits_at_targets: bool = True,
 ) -> dict:
     """Train on (task, input, target, weight) rows, save the model to ``output_dir``, return stats.
 
@@ -125,6 +161,8 @@ def train_student(
     named by a fingerprint of everything that decides the weights (student, rows, hyperparameters). A
     killed run started again with the same inputs resumes from its newest checkpoint (the ``Trainer``'s
     own resume); a run with any other input never picks up that checkpoint.
+    ``logits_at_targets=False`` projects every position onto the vocabulary (the same loss, slower; for
+    benchmarks).
     """
     set_seed(seed)
     output_dir = Path(output_dir)
@@ -168,6 +206,7 @@ def train_student(
         model=student.model, args=args, train_dataset=dataset, data_collator=collator,
         callbacks=[progress, *(callbacks or [])], is_encoder_decoder=student.is_encoder_decoder,
     )
+    trainer.logits_at_targets &= logits_at_targets
     resume = _latest_checkpoint(checkpoint_dir)
     if resume:
         print(f"Resuming training from {resume}", flush=True)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 
@@ -23,6 +22,7 @@ from ragdistill.data.split import choose_training
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct
 from ragdistill.io import read_json, read_jsonl, write_json, write_jsonl
 from ragdistill.log import log
+from ragdistill.memory import peak_rss_mb
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
@@ -70,7 +70,7 @@ def _footprints() -> dict:
 def remember_footprint(params: Params, footprint: dict) -> dict:
     """Add this process's peak memory to a loaded teacher's footprint and remember it for later runs whose
     replies are all cached (they never load the model)."""
-    footprint = {**footprint, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    footprint = {**footprint, "peak_rss_mb": peak_rss_mb()}
     write_json(FOOTPRINTS, {**_footprints(), _footprint_key(params): footprint})
     return footprint
 
