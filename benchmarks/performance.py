@@ -513,8 +513,11 @@ def render() -> str:
                 "within megabatches of min(rows // (4 x batch), 50) batches, here "
                 f"{min(t['rows'] // (4 * t['batch_rows']), 50) * t['batch_rows']} rows. In the pipeline's own runs "
                 "(`reports/RESULTS.md`: 1,600 rows on SVAMP, 1,948 on CQA) the same code wastes 1.4% and 1.0% on "
-                "padding at 145 and 144 real tokens/s; a benchmark at that size (`--examples 800`) takes about "
-                "25 minutes here.", ""]
+                "padding at 145 and 144 real tokens/s (before logits at targets); `--examples 800` measures at that "
+                "size (about 35 minutes here). With few rows the megabatches are small: at 48 questions (96 rows, "
+                "megabatches of 24) ours wasted 13% on padding.", "",
+                "The GFLOP/s column counts 6 x parameters FLOPs per real token for every implementation, so for "
+                "ours it is an effective rate: it skips the vocabulary projection at prompt positions.", ""]
     teacher = paths.REPORTS / "teacher_throughput.json"
     http = paths.REPORTS / "teacher_throughput_http.json"
     if teacher.exists():
@@ -560,6 +563,9 @@ def render() -> str:
             out += [f"After `{change}`, `dvc repro` reruns {len(stages)} of {p['all_stages']} stages (those "
                     "`dvc status` reports changed, and everything downstream of them in `dvc dag`): "
                     + ", ".join(f"`{s}`" for s in stages) + ".", ""]
+        if any(s.startswith("train-baseline") for stages in p["rerun_after_change"].values() for s in stages):
+            out += ["(Measured before `train-baseline` became `train-finetune` and `train-distill`; rerun "
+                    "`--parts pipeline` once `dvc repro` has brought the workspace up to date.)", ""]
         out += ["These lists come from `dvc status` and `dvc dag`, before anything runs, so they are upper bounds. "
                 "After a change of `teacher`, DVC skips at run time the finetune student's stages "
                 "(`train-finetune@*`, `evaluate@*-finetune`, `cost@*-finetune`): `split` writes their inputs, "

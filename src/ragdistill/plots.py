@@ -52,12 +52,15 @@ def plot_loss_curves(histories: dict[str, list[dict]], output: str | Path) -> Pa
     return _save(fig, output)
 
 
-def _finish(fig, ax, title: str, xlabel: str, output: str | Path) -> Path:
-    """Log-x accuracy axes with the legend outside, saved as PNG."""
+def _finish(fig, ax, title: str, xlabel: str, output: str | Path, xticks: list[float] | None = None) -> Path:
+    """Log-x accuracy axes with the legend outside, saved as PNG; ``xticks`` labelled as percentages."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy on the evaluation split")
     ax.set_xscale("log")
+    if xticks:
+        ax.set_xticks(xticks, [f"{x:.1%}" for x in xticks])
+        ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, output)
@@ -83,7 +86,7 @@ def plot_accuracy_vs_fraction(per_fraction: dict[float, dict[str, dict]], output
         style = _style(label)
         ax.errorbar(xs, ys, yerr=err, capsize=3, linestyle="--" if label.startswith("teacher") else "-",
                     label=label, **style)
-    return _finish(fig, ax, title, "fraction of the training set", output)
+    return _finish(fig, ax, title, "fraction of the training set", output, xticks=sorted(per_fraction))
 
 
 def plot_accuracy_vs_latency(rows: dict[str, dict], output: str | Path, title: str) -> Path:
