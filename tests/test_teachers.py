@@ -408,7 +408,9 @@ def test_http_teacher_server_killed_mid_run(tmp_path, tiny_examples):
     examples, demos, settings = tiny_examples(5), _demos(tiny_examples), DecodingSettings(max_new_tokens=16)
     cache = _KillingCache(tmp_path / "c.jsonl")
     cache.process = process
-    teacher = OpenAITeacher("smollm2", base_url=base, concurrency=2, max_retries=2, backoff=0.05, timeout=30)
+    # A generous timeout: on a loaded machine the first reply may take long, and it must arrive before the kill
+    # (a timeout before any reply left nothing saved once, in a CI run sharing the two cores with training).
+    teacher = OpenAITeacher("smollm2", base_url=base, concurrency=2, max_retries=2, backoff=0.05, timeout=180)
     try:
         with pytest.raises(TeacherError, match=r"(?s)gave up after 3 attempts.*saved in .*c\.jsonl; run again"):
             annotate(examples, teacher, settings, demos, None, cache, batch_size=5, progress=False)
