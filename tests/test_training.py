@@ -168,8 +168,11 @@ def test_a_model_that_ignores_the_logit_mask_falls_back_to_all_positions(tmp_pat
     student = load_student("tiny-llama")
     reference = per_row_loss  # the loss over all positions, computed by hand below
 
+    calls = []
+
     class IgnoresLogitMask(type(student.model)):
         def forward(self, *args, logits_to_keep=0, **kwargs):
+            calls.append(logits_to_keep)
             return super().forward(*args, **kwargs)
 
     student.model.__class__ = IgnoresLogitMask
@@ -177,6 +180,7 @@ def test_a_model_that_ignores_the_logit_mask_falls_back_to_all_positions(tmp_pat
     assert trainer.logits_at_targets
     with torch.no_grad():
         loss = trainer.compute_loss(student.model, dict(batch)).item()
+        assert len(calls) == 1  # the batch's all-position logits are reused, not computed twice
         logits = student.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         expected = (batch["weights"] * reference(logits, batch["labels"], shift=True)).mean().item()
     assert not trainer.logits_at_targets

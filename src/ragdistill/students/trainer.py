@@ -108,18 +108,22 @@ class MultiTaskTrainer(Trainer):
         if self.is_encoder_decoder:
             decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
             outputs = model(**inputs, decoder_input_ids=decoder_input_ids)
+            losses = per_row_loss(outputs.logits, labels, shift=False)
         elif self.logits_at_targets and not return_outputs:
             keep = target_positions(labels)
             outputs = model(**inputs, logits_to_keep=keep)
             if outputs.logits.dim() == 2 and outputs.logits.size(0) == int(keep.sum()):
                 losses = per_row_target_loss(outputs.logits, labels, keep)
-                return (weights.to(losses.device) * losses).mean()
-            # This model ignores a mask in logits_to_keep: fall back to all positions from now on.
-            self.logits_at_targets = False
-            outputs = model(**inputs)
+            else:
+                # This model ignores a mask in logits_to_keep: all positions from now on. Its logits of
+                # this batch are reused when they cover every position (no second forward pass).
+                self.logits_at_targets = False
+                if outputs.logits.shape[:2] != labels.shape:
+                    outputs = model(**inputs)
+                losses = per_row_loss(outputs.logits, labels, shift=True)
         else:
             outputs = model(**inputs)
-        losses = per_row_loss(outputs.logits, labels, shift=not self.is_encoder_decoder)
+            losses = per_row_loss(outputs.logits, labels, shift=True)
         loss = (weights.to(losses.device) * losses).mean()
         return (loss, outputs) if return_outputs else loss
 
