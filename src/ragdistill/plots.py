@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 METHOD_ORDER = ["finetune", "distill", "sbs"]
 COLORS = {"finetune": "#4c72b0", "distill": "#dd8452", "sbs": "#55a868"}
@@ -61,6 +62,10 @@ def _finish(fig, ax, title: str, xlabel: str, output: str | Path, xticks: list[f
     if xticks:
         ax.set_xticks(xticks, [f"{x:.1%}" for x in xticks])
         ax.minorticks_off()
+    else:  # plain numbers at 1, 2, 5 x 10^k; matplotlib's default labels minor ticks as overlapping powers
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, output)
