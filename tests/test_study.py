@@ -10,7 +10,7 @@ import pytest
 from ragdistill.config import ConfigError, validate
 from ragdistill.data.split import with_evidence
 from ragdistill.io import DataError, read_jsonl, write_jsonl
-from ragdistill.study import VARIANTS, Cell, build_report, grid, parse_cell, table_rows
+from ragdistill.study import VARIANTS, Cell, _verdict, build_report, grid, paired, parse_cell, table_rows
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher, TeacherError, teacher_model_id
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
@@ -136,10 +136,19 @@ def test_report_tables_pair_the_same_questions_and_say_when_nothing_is_decided(t
     assert "| sbs (rag teacher) | 100.0 |" in text and "| sbs (plain teacher) | 0.0 |" in text
     assert "sbs (rag teacher) − sbs (plain teacher) | +100.0 points [+100.0, +100.0]: better" in text
     assert "sbs (plain teacher) − finetune | -50.0 points" in text and "worse" in text
-    assert "distill (rag teacher) − distill (plain teacher) | +0.0 points [+0.0, +0.0]: not decided" in text
+    assert "distill (rag teacher) − distill (plain teacher) | +0.0 points [+0.0, +0.0]: the same" in text
     assert "abc123def456" in text
     for name in ("study-openbookqa-fraction.png", "study-openbookqa-latency.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_equal_accuracy_from_different_answers_is_undecided_not_the_same():
+    def entry(correct: list[int]) -> dict:
+        return {"runs": {0: {"correct": {f"q{i:03d}": c for i, c in enumerate(correct)}}}}
+
+    alike, flipped = entry([1, 0] * 20), entry([0, 1] * 20)
+    assert _verdict(paired(alike, alike)).endswith("the same, right and wrong on the same questions")
+    assert _verdict(paired(alike, flipped)).endswith("not decided, the interval includes zero")
 
 
 def test_report_refuses_rows_scored_on_different_questions(tmp_path):

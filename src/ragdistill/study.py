@@ -218,7 +218,8 @@ def paired(entry_a: dict, entry_b: dict) -> dict:
     ids_b, b = _mean_correct(entry_b)
     if ids_a != ids_b:
         raise DataError("paired comparison of rows scored on different questions")
-    return paired_bootstrap(a.tolist(), b.tolist())
+    # Two students that answer every question alike (e.g. both always say "no") are not "undecided".
+    return {**paired_bootstrap(a.tolist(), b.tolist()), "identical": bool(np.array_equal(a, b))}
 
 
 COMPARISONS = (  # (a, b, what it answers)
@@ -238,6 +239,8 @@ def _pct(x: float | None) -> str:
 
 def _verdict(result: dict) -> str:
     diff = f"{100 * result['difference']:+.1f} points [{100 * result['ci_low']:+.1f}, {100 * result['ci_high']:+.1f}]"
+    if result.get("identical"):
+        return f"{diff}: the same, right and wrong on the same questions"
     if result["ci_low"] > 0:
         return f"{diff}: better, the interval excludes zero"
     if result["ci_high"] < 0:
