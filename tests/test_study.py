@@ -8,9 +8,10 @@ import json
 import pytest
 
 from ragdistill.config import ConfigError, validate
+from ragdistill.data.example import Example
 from ragdistill.data.split import with_evidence
 from ragdistill.io import DataError, read_jsonl, write_jsonl
-from ragdistill.study import VARIANTS, Cell, _verdict, build_report, grid, paired, parse_cell, table_rows
+from ragdistill.study import VARIANTS, Cell, build_report, grid, paired, parse_cell, table_rows, verdict
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher, TeacherError, teacher_model_id
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
@@ -147,8 +148,8 @@ def test_equal_accuracy_from_different_answers_is_undecided_not_the_same():
         return {"runs": {0: {"correct": {f"q{i:03d}": c for i, c in enumerate(correct)}}}}
 
     alike, flipped = entry([1, 0] * 20), entry([0, 1] * 20)
-    assert _verdict(paired(alike, alike)).endswith("the same, right and wrong on the same questions")
-    assert _verdict(paired(alike, flipped)).endswith("not decided, the interval includes zero")
+    assert verdict(paired(alike, alike)).endswith("the same, right and wrong on the same questions")
+    assert verdict(paired(alike, flipped)).endswith("not decided, the interval includes zero")
 
 
 def test_report_refuses_rows_scored_on_different_questions(tmp_path):
@@ -159,3 +160,27 @@ def test_report_refuses_rows_scored_on_different_questions(tmp_path):
     with pytest.raises(DataError, match="no collected runs"):
         build_report([], figures=tmp_path)
     json.dumps(a)  # snapshots are plain JSON
+
+
+def _yes_no(ids: list[str], labels: list[str]) -> list[Example]:
+    return [Example(id=i, input=f"question {i}?", label=label, source="strategyqa", choices=["yes", "no"])
+            for i, label in zip(ids, labels)]
+
+
+def test_majority_answer_row_comes_from_training_labels_and_shows_each_students_answers(tmp_path):
+    train = _yes_no([f"t{i:03d}" for i in range(100)], ["no"] * 70 + ["yes"] * 30)
+    # The evaluation questions lean the other way: the prior is taken from training labels, not from these.
+    evaluation = _yes_no([f"q{i:03d}" for i in range(40)], ["yes"] * 30 + ["no"] * 10)
+    right, wrong = [1] * 40, [0] * 40
+    snapshots = [_snapshot("plain", 0, {"teacher-plain": right, "finetune": right, "distill": wrong, "sbs": right}),
+                 _snapshot("rag", 0, {"teacher-rag": right, "finetune": right, "distill": wrong, "sbs": right})]
+    text = build_report(snapshots, figures=tmp_path, answer_keys={"openbookqa": (train, evaluation)})
+    assert "| majority answer | 25.0 |" in text
+    assert 'every question answered (b) "no", the most common gold answer among the 10 training questions (70%' in text
+    # Right on every question means answering "no" on the 10 "no" questions; always wrong means the other 30.
+    assert 'answered "no" (%, per seed): finetune 25; distill (plain teacher) 75; sbs (plain teacher) 25;' in text
+    assert "sbs (rag teacher) − majority answer | +75.0 points [" in text and "]: better, the interval" in text
+    # Runs scored on other questions than the data directory holds: the row is left out, not mispaired.
+    text = build_report(snapshots, figures=tmp_path, answer_keys={"openbookqa": (train, evaluation[:39])})
+    assert "majority answer" not in text
+    assert "majority answer" not in build_report(snapshots, figures=tmp_path)

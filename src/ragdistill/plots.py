@@ -73,6 +73,8 @@ def _finish(fig, ax, title: str, xlabel: str, output: str | Path, xticks: list[f
 
 def _style(label: str) -> dict:
     """Colour by method, marker by teacher, hollow when the student reads evidence."""
+    if label.startswith("majority"):
+        return {"color": "black", "marker": "x"}
     method = next((m for m in METHOD_ORDER if label.startswith(m)), "teacher")
     color = COLORS.get(method, "gray")
     marker = "s" if "rag" in label else "o"
@@ -89,8 +91,8 @@ def plot_accuracy_vs_fraction(per_fraction: dict[float, dict[str, dict]], output
         ys = [r["accuracy"] for _, r in points]
         err = [[r["accuracy"] - r["ci_low"] for _, r in points], [r["ci_high"] - r["accuracy"] for _, r in points]]
         style = _style(label)
-        ax.errorbar(xs, ys, yerr=err, capsize=3, linestyle="--" if label.startswith("teacher") else "-",
-                    label=label, **style)
+        linestyle = "--" if label.startswith("teacher") else ":" if label.startswith("majority") else "-"
+        ax.errorbar(xs, ys, yerr=err, capsize=3, linestyle=linestyle, label=label, **style)
     return _finish(fig, ax, title, "fraction of the training set", output, xticks=sorted(per_fraction))
 
 

@@ -11,7 +11,8 @@ A *cell* of the grid is one complete pipeline run, one ``dvc exp run`` with thes
 Each run trains and scores ``finetune``, ``distill`` and ``sbs``. ``collect`` then snapshots what the run
 measured (accuracies, intervals, per-question correctness, deployment cost, the commit) into
 ``reports/study/<cell>.json``, which is committed; ``report`` builds ``reports/REPORT.md`` and its figures
-from those snapshots alone, so the report regenerates without rerunning anything.
+from those snapshots, so the report regenerates without rerunning anything. (Its majority-answer rows
+also read the gold labels from the data directory; without it they are left out.)
 
     python -m ragdistill.study run --dataset openbookqa --fractions 0.1 --seeds 0
     python -m ragdistill.study report
@@ -27,6 +28,7 @@ import argparse
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,8 +36,9 @@ import numpy as np
 
 from ragdistill import paths
 from ragdistill.config import Params, load_params
-from ragdistill.data.example import load_examples
-from ragdistill.data.registry import task_kind
+from ragdistill.data.example import Example, load_examples
+from ragdistill.data.registry import load_dataset, resolve_data_root, task_kind
+from ragdistill.data.split import choose_training
 from ragdistill.evaluation.metrics import bootstrap_interval, is_correct, paired_bootstrap
 from ragdistill.io import DataError, read_json, read_jsonl, write_json, write_text
 from ragdistill.log import log
@@ -203,6 +206,61 @@ def _mean_correct(entry: dict) -> tuple[list[str], np.ndarray]:
     return ids, np.mean([[run_row["correct"][i] for i in ids] for run_row in runs], axis=0)
 
 
+MAJORITY = "majority answer"
+
+
+def majority_entry(train: list[Example], evaluation: list[Example], fraction: float, split_seed: int
+                   ) -> tuple[dict, str] | None:
+    """The label-prior baseline of one table: every evaluation question gets the answer position most
+    common among the training questions the students learned from (the same subset: ``fraction`` and
+    ``split_seed``). Chosen on training labels only, so nothing is tuned on the evaluation split.
+    Returns (a table entry, a sentence saying what it answers), or None for tasks without choices."""
+    chosen, _ = choose_training(train, fraction, 0.0, split_seed)
+    positions = Counter(e.choices.index(e.label) for e in chosen if e.choices and e.label in e.choices)
+    if not positions or any(not e.choices for e in evaluation):
+        return None
+    position, count = positions.most_common(1)[0]
+    correct = {e.id: int(len(e.choices) > position and e.choices[position] == e.label) for e in evaluation}
+    letter = chr(ord("a") + position)
+    if len({tuple(e.choices) for e in evaluation}) == 1:
+        what = f'({letter}) "{evaluation[0].choices[position]}", the most common gold answer'
+    else:
+        what = f"with choice ({letter}), the most common gold position"
+    note = (f"{MAJORITY}: every question answered {what} among the {len(chosen)} training questions "
+            f"({count / len(chosen):.0%} of them).")
+    return {"runs": {None: {"accuracy": float(np.mean(list(correct.values()))), "correct": correct}},
+            "cost": None, "position": position}, note
+
+
+def majority_share_line(entries: dict[str, dict], evaluation: list[Example], position: int) -> str | None:
+    """For two-choice tasks: how often each student gives the majority answer, per seed. Students are scored
+    by choice, so a wrong answer is the other choice and the share follows from gold labels and correctness
+    alone. (Teachers are left out: an unparsed teacher answer is wrong without being the other choice.)"""
+    if any(len(e.choices or []) != 2 for e in evaluation):
+        return None
+    is_majority = {e.id: e.choices[position] == e.label for e in evaluation}
+    parts = []
+    for label, entry in entries.items():
+        if label == MAJORITY or label.startswith("teacher"):
+            continue
+        shares = [np.mean([bool(c) == is_majority[i] for i, c in run_row["correct"].items() if i in is_majority])
+                  for run_row in entry["runs"].values()]
+        parts.append(f"{label} {'/'.join(f'{100 * s:.0f}' for s in shares)}")
+    choice = evaluation[0].choices[position]
+    return f'Share of questions the students answered "{choice}" (%, per seed): ' + "; ".join(parts) + "."
+
+
+def load_answer_key(dataset: str, root: str | os.PathLike) -> tuple[list[Example], list[Example]] | None:
+    """(training, evaluation) questions with gold labels, for the majority-answer rows; None (with a log
+    line) where the data directory is missing, so that the rest of the report still regenerates."""
+    try:
+        directory = resolve_data_root(root)
+        return load_dataset(dataset, directory, "train"), load_dataset(dataset, directory, "eval")
+    except (FileNotFoundError, DataError) as error:
+        log(f"study: no majority-answer row for {dataset}: {error}")
+        return None
+
+
 def summarize_row(entry: dict, resamples: int = 1000) -> dict:
     ids, correct = _mean_correct(entry)
     low, high = bootstrap_interval(correct, resamples)
@@ -230,6 +288,7 @@ COMPARISONS = (  # (a, b, what it answers)
     ("sbs (rag teacher) + student reads evidence", "sbs (rag teacher)",
      "retrieval on the student's side too (sbs, RAG teacher)"),
     ("teacher: rag (few-shot, retrieval)", "teacher: plain (few-shot)", "the teachers themselves"),
+    ("sbs (rag teacher)", MAJORITY, "step-by-step (RAG teacher) vs the label prior"),
 )
 
 
@@ -237,7 +296,7 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _verdict(result: dict) -> str:
+def verdict(result: dict) -> str:
     diff = f"{100 * result['difference']:+.1f} points [{100 * result['ci_low']:+.1f}, {100 * result['ci_high']:+.1f}]"
     if result.get("identical"):
         return f"{diff}: the same, right and wrong on the same questions"
@@ -248,8 +307,10 @@ def _verdict(result: dict) -> str:
     return f"{diff}: not decided, the interval includes zero"
 
 
-def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures", report_dir: Path = paths.REPORTS
-                 ) -> str:
+def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures", report_dir: Path = paths.REPORTS,
+                 answer_keys: dict[str, tuple[list[Example], list[Example]] | None] | None = None) -> str:
+    """The report's Markdown. ``answer_keys`` (per dataset: training and evaluation questions with gold
+    labels) adds the majority-answer row; without it the tables hold the runs alone."""
     from ragdistill.plots import plot_accuracy_vs_fraction, plot_accuracy_vs_latency
 
     if not snapshots:
@@ -274,9 +335,18 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
         per_fraction = {}
         for fraction in fractions:
             entries = table_rows(snapshots, dataset, fraction)
+            some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
+            key = (answer_keys or {}).get(dataset)
+            majority = key and majority_entry(*key, fraction, (some.get("params") or {}).get("split_seed", 0))
+            scored = set(next(iter(next(iter(entries.values()))["runs"].values()))["correct"])
+            if majority and set(majority[0]["runs"][None]["correct"]) != scored:
+                log(f"study: no majority-answer row for {dataset} at {fraction:g}: the runs were scored on "
+                    "other evaluation questions than the data directory holds")
+                majority = None
+            if majority:
+                entries = {MAJORITY: majority[0], **entries}
             summary = {label: summarize_row(entry) for label, entry in entries.items()}
             per_fraction[fraction] = (entries, summary)
-            some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
             lines += [f"## {dataset}, {fraction:.1%} of the training set ({some['train_examples']} questions), "
                       f"{some['eval_examples']} evaluation questions", "",
                       "| row | accuracy % | 95% interval | seeds | per-seed % | latency ms/question "
@@ -287,14 +357,17 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
                 params = "–" if row["params"] is None else f"{row['params'] / 1e6:,.0f}M"
                 peak = "–" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:,.0f}"
                 per_seed = ", ".join(_pct(a) for a in row["seed_accuracies"]) if row["seeds"] > 1 else "–"
+                seeded = None not in entries[label]["runs"]
                 lines.append(f"| {label} | {_pct(row['accuracy'])} | {_pct(row['ci_low'])}–{_pct(row['ci_high'])} "
-                             f"| {row['seeds'] if not label.startswith('teacher') else '–'} | {per_seed} | {latency} "
-                             f"| {params} | {peak} |")
+                             f"| {row['seeds'] if seeded else '–'} | {per_seed} | {latency} | {params} | {peak} |")
+            if majority:
+                shares = majority_share_line(entries, key[1], majority[0]["position"])
+                lines += ["", majority[1], *([shares] if shares else [])]
             lines += ["", "| comparison | difference (a − b), 95% interval | p |", "| --- | --- | ---: |"]
             for a, b, what in COMPARISONS:
                 if a in entries and b in entries:
                     result = paired(entries[a], entries[b])
-                    lines.append(f"| {what}: {a} − {b} | {_verdict(result)} | {result['p_value']:.3f} |")
+                    lines.append(f"| {what}: {a} − {b} | {verdict(result)} | {result['p_value']:.3f} |")
             lines.append("")
         fraction_plot = plot_accuracy_vs_fraction(
             {f: s for f, (_, s) in per_fraction.items()}, figures / f"study-{dataset}-fraction.png", dataset)
@@ -308,7 +381,9 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
 
 def report(output: Path = paths.REPORTS / "REPORT.md", appendix: Path | None = None) -> Path:
     """Write the report; ``appendix`` (a hand-written Markdown file of conclusions) is appended verbatim."""
-    text = build_report(load_snapshots())
+    snapshots = load_snapshots()
+    root = load_params().data.root
+    text = build_report(snapshots, answer_keys={d: load_answer_key(d, root) for d in {s["dataset"] for s in snapshots}})
     if appendix is not None and appendix.exists():
         text += "\n" + appendix.read_text(encoding="utf-8")
     write_text(output, text)
