@@ -152,6 +152,22 @@ def test_equal_accuracy_from_different_answers_is_undecided_not_the_same():
     assert verdict(paired(alike, flipped)).endswith("not decided, the interval includes zero")
 
 
+def test_rows_run_at_different_seeds_are_compared_on_the_seeds_both_ran():
+    def runs(**by_seed: list[int]) -> dict:
+        return {"runs": {int(k[1:]): {"correct": {f"q{i:03d}": c for i, c in enumerate(v)}}
+                         for k, v in by_seed.items()}}
+
+    half, right = [1, 0] * 20, [1] * 40
+    three_seeds = runs(s0=half, s1=right, s2=right)
+    result = paired(runs(s0=half), three_seeds)  # a variant run at seed 0 only, against its three-seed base
+    assert result["seeds"] == [0] and result["identical"]
+    result = paired(runs(s0=half, s1=right, s2=right), three_seeds)
+    assert result["seeds"] is None and result["identical"]
+    teacher = {"runs": {None: {"correct": {f"q{i:03d}": 1 for i in range(40)}}}}
+    result = paired(teacher, three_seeds)  # a teacher row has no seeds: every student run counts
+    assert result["seeds"] is None and abs(result["difference"] - 0.5 / 3) < 1e-3
+
+
 def test_report_refuses_rows_scored_on_different_questions(tmp_path):
     a = _snapshot("plain", 0, {"teacher-plain": [1, 0], "finetune": [1, 0], "distill": [1, 0], "sbs": [1, 0]})
     b = _snapshot("rag", 0, {"teacher-rag": [1, 0, 1], "finetune": [1, 0], "distill": [1, 0], "sbs": [1, 0, 1]})

@@ -271,13 +271,25 @@ def summarize_row(entry: dict, resamples: int = 1000) -> dict:
             "peak_rss_mb": cost.get("peak_rss_mb"), "weights_bytes": cost.get("weights_bytes")}
 
 
+def _common_seeds(entry_a: dict, entry_b: dict) -> list[int] | None:
+    """The seeds both student rows ran, where they ran different sets (e.g. a variant run at seed 0 only):
+    comparing like with like removes the seed-to-seed spread from the difference. None: use every run."""
+    seeds_a, seeds_b = set(entry_a["runs"]), set(entry_b["runs"])
+    if None in seeds_a or None in seeds_b or seeds_a == seeds_b or not seeds_a & seeds_b:
+        return None
+    return sorted(seeds_a & seeds_b)
+
+
 def paired(entry_a: dict, entry_b: dict) -> dict:
+    seeds = _common_seeds(entry_a, entry_b)
+    if seeds is not None:
+        entry_a, entry_b = ({"runs": {k: e["runs"][k] for k in seeds}} for e in (entry_a, entry_b))
     ids_a, a = _mean_correct(entry_a)
     ids_b, b = _mean_correct(entry_b)
     if ids_a != ids_b:
         raise DataError("paired comparison of rows scored on different questions")
     # Two students that answer every question alike (e.g. both always say "no") are not "undecided".
-    return {**paired_bootstrap(a.tolist(), b.tolist()), "identical": bool(np.array_equal(a, b))}
+    return {**paired_bootstrap(a.tolist(), b.tolist()), "identical": bool(np.array_equal(a, b)), "seeds": seeds}
 
 
 COMPARISONS = (  # (a, b, what it answers)
@@ -287,6 +299,9 @@ COMPARISONS = (  # (a, b, what it answers)
     ("sbs (rag teacher)", "finetune", "step-by-step (RAG teacher) vs finetuning"),
     ("sbs (rag teacher) + student reads evidence", "sbs (rag teacher)",
      "retrieval on the student's side too (sbs, RAG teacher)"),
+    ("distill (rag teacher) + student reads evidence", "distill (rag teacher)",
+     "retrieval on the student's side too (distill, RAG teacher)"),
+    ("finetune + student reads evidence", "finetune", "retrieval on the student's side (finetune)"),
     ("teacher: rag (few-shot, retrieval)", "teacher: plain (few-shot)", "the teachers themselves"),
     ("sbs (rag teacher)", MAJORITY, "step-by-step (RAG teacher) vs the label prior"),
 )
@@ -367,7 +382,9 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
             for a, b, what in COMPARISONS:
                 if a in entries and b in entries:
                     result = paired(entries[a], entries[b])
-                    lines.append(f"| {what}: {a} − {b} | {verdict(result)} | {result['p_value']:.3f} |")
+                    only = "" if result["seeds"] is None else \
+                        f" (seed{'s' * (len(result['seeds']) > 1)} {', '.join(map(str, result['seeds']))} only)"
+                    lines.append(f"| {what}: {a} − {b}{only} | {verdict(result)} | {result['p_value']:.3f} |")
             lines.append("")
         fraction_plot = plot_accuracy_vs_fraction(
             {f: s for f, (_, s) in per_fraction.items()}, figures / f"study-{dataset}-fraction.png", dataset)
