@@ -261,6 +261,20 @@ def load_answer_key(dataset: str, root: str | os.PathLike) -> tuple[list[Example
         return None
 
 
+def _table_majority(entries: dict[str, dict], answer_key: tuple[list[Example], list[Example]], snapshot: dict
+                    ) -> tuple[dict, str] | None:
+    """``majority_entry`` for the table of ``snapshot``'s dataset and fraction, or None (with a log line)
+    where the runs were scored on other questions than the data directory holds, so it cannot be paired."""
+    split_seed = (snapshot.get("params") or {}).get("split_seed", 0)
+    majority = majority_entry(*answer_key, snapshot["fraction"], split_seed)
+    scored = set(next(iter(next(iter(entries.values()))["runs"].values()))["correct"])
+    if majority and set(majority[0]["runs"][None]["correct"]) != scored:
+        log(f"study: no majority-answer row for {snapshot['dataset']} at {snapshot['fraction']:g}: the runs were "
+            "scored on other evaluation questions than the data directory holds")
+        return None
+    return majority
+
+
 def summarize_row(entry: dict, resamples: int = 1000) -> dict:
     ids, correct = _mean_correct(entry)
     low, high = bootstrap_interval(correct, resamples)
@@ -352,12 +366,7 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
             entries = table_rows(snapshots, dataset, fraction)
             some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
             key = (answer_keys or {}).get(dataset)
-            majority = key and majority_entry(*key, fraction, (some.get("params") or {}).get("split_seed", 0))
-            scored = set(next(iter(next(iter(entries.values()))["runs"].values()))["correct"])
-            if majority and set(majority[0]["runs"][None]["correct"]) != scored:
-                log(f"study: no majority-answer row for {dataset} at {fraction:g}: the runs were scored on "
-                    "other evaluation questions than the data directory holds")
-                majority = None
+            majority = key and _table_majority(entries, key, some)
             if majority:
                 entries = {MAJORITY: majority[0], **entries}
             summary = {label: summarize_row(entry) for label, entry in entries.items()}
