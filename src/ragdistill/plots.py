@@ -60,7 +60,7 @@ def _finish(fig, ax, title: str, xlabel: str, output: str | Path, xticks: list[f
     ax.set_ylabel("accuracy on the evaluation split")
     ax.set_xscale("log")
     if xticks:
-        ax.set_xticks(xticks, [f"{x:.1%}" for x in xticks])
+        ax.set_xticks(xticks, [f"{100 * x:g}%" for x in xticks])
         ax.minorticks_off()
     else:  # plain numbers at 1, 2, 5 x 10^k; matplotlib's default labels minor ticks as overlapping powers
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

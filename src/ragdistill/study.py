@@ -371,7 +371,7 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
                 entries = {MAJORITY: majority[0], **entries}
             summary = {label: summarize_row(entry) for label, entry in entries.items()}
             per_fraction[fraction] = (entries, summary)
-            lines += [f"## {dataset}, {fraction:.1%} of the training set ({some['train_examples']} questions), "
+            lines += [f"## {dataset}, {100 * fraction:g}% of the training set ({some['train_examples']} questions), "
                       f"{some['eval_examples']} evaluation questions", "",
                       "| row | accuracy % | 95% interval | seeds | per-seed % | latency ms/question "
                       "| parameters | peak memory MB |",
@@ -399,7 +399,7 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
             {f: s for f, (_, s) in per_fraction.items()}, figures / f"study-{dataset}-fraction.png", dataset)
         latency_plot = plot_accuracy_vs_latency(
             per_fraction[fractions[-1]][1], figures / f"study-{dataset}-latency.png",
-            f"{dataset}, {fractions[-1]:.1%} of the training set")
+            f"{dataset}, {100 * fractions[-1]:g}% of the training set")
         lines += [f"![accuracy against data fraction]({os.path.relpath(fraction_plot, report_dir)})", "",
                   f"![accuracy against latency]({os.path.relpath(latency_plot, report_dir)})", ""]
     return "\n".join(lines) + "\n"
