@@ -267,8 +267,8 @@ def _table_majority(entries: dict[str, dict], answer_key: tuple[list[Example], l
     where the runs were scored on other questions than the data directory holds, so it cannot be paired."""
     split_seed = (snapshot.get("params") or {}).get("split_seed", 0)
     majority = majority_entry(*answer_key, snapshot["fraction"], split_seed)
-    scored = set(next(iter(next(iter(entries.values()))["runs"].values()))["correct"])
-    if majority and set(majority[0]["runs"][None]["correct"]) != scored:
+    scored, _ = _mean_correct(next(iter(entries.values())))
+    if majority and sorted(majority[0]["runs"][None]["correct"]) != scored:
         log(f"study: no majority-answer row for {snapshot['dataset']} at {snapshot['fraction']:g}: the runs were "
             "scored on other evaluation questions than the data directory holds")
         return None
