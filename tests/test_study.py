@@ -4,6 +4,7 @@ teacher annotations without loading the teacher."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -11,7 +12,7 @@ from ragdistill.config import ConfigError, validate
 from ragdistill.data.example import Example
 from ragdistill.data.split import with_evidence
 from ragdistill.io import DataError, read_jsonl, write_jsonl
-from ragdistill.study import VARIANTS, Cell, build_report, grid, paired, parse_cell, table_rows, verdict
+from ragdistill.study import VARIANTS, Cell, build_report, grid, paired, parse_cell, row_cost, table_rows, verdict
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher, TeacherError, teacher_model_id
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
@@ -200,3 +201,16 @@ def test_majority_answer_row_comes_from_training_labels_and_shows_each_students_
     text = build_report(snapshots, figures=tmp_path, answer_keys={"openbookqa": (train, evaluation[:39])})
     assert "majority answer" not in text
     assert "majority answer" not in build_report(snapshots, figures=tmp_path)
+
+
+def test_a_rows_cost_is_the_median_over_its_seeds_not_the_first_run(tmp_path):
+    half = [1, 0] * 20
+    snapshots = [_snapshot("plain", seed, {"teacher-plain": half, "finetune": half, "distill": half, "sbs": half},
+                           latency=latency) for seed, latency in ((0, 0.09), (1, 0.02), (2, 0.03))]
+    snapshots[2]["rows"]["sbs"]["cost"]["peak_rss_mb"] = None  # a run that did not record its memory
+    rows = table_rows(snapshots, "openbookqa", 0.1)
+    cost = row_cost(rows["sbs (plain teacher)"])
+    assert cost["latency_s"] == 0.03 and cost["peak_rss_mb"] == 900.0 and cost["weights_bytes"] is None
+    assert row_cost(rows["teacher: plain (few-shot)"])["latency_s"] == 2.0
+    text = build_report(snapshots, figures=tmp_path)
+    assert re.search(r"\| sbs \(plain teacher\) \| 50.0 \| .* \| 3 \| 50.0, 50.0, 50.0 \| 30 \| 135M \| 900 \|", text)

@@ -191,8 +191,7 @@ def table_rows(snapshots: list[dict], dataset: str, fraction: float) -> dict[str
                 label, key = f"teacher: {snap['teacher']} (few-shot{retrieval})", None
             else:
                 label, key = _student_label(name, snap["teacher"], snap["student_evidence"]), snap["seed"]
-            entry = rows.setdefault(label, {"runs": {}, "cost": row.get("cost")})
-            entry["runs"].setdefault(key, row)
+            rows.setdefault(label, {"runs": {}})["runs"].setdefault(key, row)
     return rows
 
 
@@ -229,7 +228,7 @@ def majority_entry(train: list[Example], evaluation: list[Example], fraction: fl
     note = (f"{MAJORITY}: every question answered {what} among the {len(chosen)} training questions "
             f"({count / len(chosen):.0%} of them).")
     return {"runs": {None: {"accuracy": float(np.mean(list(correct.values()))), "correct": correct}},
-            "cost": None, "position": position}, note
+            "position": position}, note
 
 
 def majority_share_line(entries: dict[str, dict], evaluation: list[Example], position: int) -> str | None:
@@ -275,14 +274,23 @@ def _table_majority(entries: dict[str, dict], answer_key: tuple[list[Example], l
     return majority
 
 
+COST_MEASURES = ("latency_s", "params", "peak_rss_mb", "weights_bytes")
+
+
+def row_cost(entry: dict) -> dict[str, float | None]:
+    """Deployment cost of a row: per measure, the median over the runs (seeds) that recorded it, so that one
+    run timed while the machine was busy does not speak for the whole row. None: no run recorded it."""
+    costs = [run_row.get("cost") or {} for run_row in entry["runs"].values()]
+    values = {name: [cost[name] for cost in costs if cost.get(name) is not None] for name in COST_MEASURES}
+    return {name: float(np.median(found)) if found else None for name, found in values.items()}
+
+
 def summarize_row(entry: dict, resamples: int = 1000) -> dict:
     ids, correct = _mean_correct(entry)
     low, high = bootstrap_interval(correct, resamples)
     seeds = [run_row["accuracy"] for run_row in entry["runs"].values()]
-    cost = entry.get("cost") or {}
     return {"accuracy": float(correct.mean()), "ci_low": low, "ci_high": high, "n": len(ids), "seeds": len(seeds),
-            "seed_accuracies": seeds, "latency_s": cost.get("latency_s"), "params": cost.get("params"),
-            "peak_rss_mb": cost.get("peak_rss_mb"), "weights_bytes": cost.get("weights_bytes")}
+            "seed_accuracies": seeds, **row_cost(entry)}
 
 
 def _common_seeds(entry_a: dict, entry_b: dict) -> list[int] | None:
@@ -354,8 +362,9 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
         "## Setup", "",
         *_setup_lines(snapshots),
         f"- Seeds (student training): {', '.join(map(str, seeds))}.",
-        "- Compute: 2 CPU cores (AMD EPYC, AVX2), no GPU. Latency is seconds per question at batch 1 on this "
-        "machine; the teacher's includes its retrieval.",
+        "- Compute: 2 CPU cores (AMD EPYC, AVX2), no GPU. Latency is milliseconds per question at batch 1 on this "
+        "machine, the teacher's including its retrieval; a student row's latency and memory are the median over "
+        "its seeds' runs.",
         f"- Commit(s) the runs came from: {', '.join(c[:12] for c in commits)}.",
         "- Intervals: 95% percentile bootstrap over questions (accuracy averaged over seeds per question); "
         "differences: paired bootstrap on the same questions, two-sided p-value.", ""]
