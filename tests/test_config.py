@@ -80,6 +80,8 @@ def _set(raw: dict, dotted: str, value) -> dict:
         ("train.sbs_labels", "silver", "train.sbs_labels"),
         ("train.learning_rate", 1e-4, "train.learning_rate"),
         ("eval.scoring", "vibes", "eval.scoring"),
+        ("eval.device", "gpu", "eval.device"),
+        ("eval.device", "cuda:first", "eval.device"),
         ("eval.batch_size", 0, "eval.batch_size"),
         ("eval.bootstrap", 0, "eval.bootstrap"),
         ("student.max_input_tokens", 0, "student.max_input_tokens"),

@@ -7,6 +7,7 @@ import torch
 
 from ragdistill.evaluation.scoring import choice_logprobs, choose_labels, generate_labels
 from ragdistill.students import TaskFormatter
+from ragdistill.students.models import pick_device
 
 CHOICES = ["trees", "the kids and the apples", "7", "points", "where the answer is so"]
 
@@ -93,3 +94,34 @@ def test_generate_labels_batching_does_not_change_results(request, tiny_examples
     # The results come back in the order of the examples, not the length-sorted order.
     reordered = generate_labels(student, examples[::-1], formatter, max_new_tokens=8, batch_size=4)
     assert reordered == alone[::-1]
+
+
+def test_pick_device_takes_what_is_asked_and_auto_follows_torch():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_names_the_setting():
+    with pytest.raises(ValueError, match=r"eval\.device = 'cuda:1'.*no CUDA device"):
+        pick_device("cuda:1", "params.yaml: eval.device")
+
+
+# CI has no GPU: this runs where torch sees one (benchmarks/cuda_check.py documents the device check).
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["sharp_llama", "sharp_t5"])
+def test_answers_on_the_gpu_match_the_cpu(request, tiny_examples, name):
+    import copy
+
+    student = request.getfixturevalue(name)
+    on_gpu = copy.copy(student)
+    on_gpu.model = copy.deepcopy(student.model).to(pick_device("cuda"))
+    formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder)
+    examples = tiny_examples(5)
+    cpu_labels, cpu_scores = choose_labels(student, examples, formatter)
+    gpu_labels, gpu_scores = choose_labels(on_gpu, examples, formatter)
+    assert gpu_labels == cpu_labels
+    for cpu_row, gpu_row in zip(cpu_scores, gpu_scores):
+        assert gpu_row == pytest.approx(cpu_row, rel=1e-4)  # these sharpened models score about -45
+    assert generate_labels(on_gpu, examples, formatter, max_new_tokens=8, batch_size=4) == \
+        generate_labels(student, examples, formatter, max_new_tokens=8, batch_size=4)

@@ -144,6 +144,28 @@ def test_report_tables_pair_the_same_questions_and_say_when_nothing_is_decided(t
         assert (tmp_path / name).stat().st_size > 1000
 
 
+def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
+    from dataclasses import asdict
+
+    from ragdistill.study import _params_snapshot
+
+    def with_params(seed: int, **changes) -> dict:
+        recorded = json.loads(json.dumps(_params_snapshot(validate({"train": {"seed": seed}}))))
+        for key, value in changes.items():
+            section, name = key.split("__")
+            recorded[section][name] = value
+        return {**_snapshot("plain", seed, {"teacher-plain": [1, 0], "finetune": [1, 0], "distill": [1, 0],
+                                            "sbs": [1, 0]}), "params": recorded}
+
+    older = with_params(0)
+    del older["params"]["eval"]["device"]  # recorded before eval.device existed: the default, auto
+    warning = "differ in parameters beyond the grid"
+    assert asdict(validate({}).eval)["device"] == "auto"
+    assert warning not in build_report([older, with_params(1)], figures=tmp_path)
+    assert warning in build_report([older, with_params(1, eval__device="cuda")], figures=tmp_path)
+    assert warning in build_report([older, with_params(1, train__lr=3e-4)], figures=tmp_path)
+
+
 def test_equal_accuracy_from_different_answers_is_undecided_not_the_same():
     def entry(correct: list[int]) -> dict:
         return {"runs": {0: {"correct": {f"q{i:03d}": c for i, c in enumerate(correct)}}}}

@@ -7,6 +7,7 @@ the key and what is allowed. The library itself never reads ``params.yaml``: sta
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ class EvalParams:
     batch_size: int = 16
     bootstrap: int = 1000
     seed: int = 0
+    device: str = "auto"  # auto (cuda when there is one) | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -216,6 +218,8 @@ def validate(raw: Any) -> Params:
         _fail("train.sbs_labels", params.train.sbs_labels, f"one of {', '.join(SBS_LABELS)}")
     if params.eval.scoring not in SCORINGS:
         _fail("eval.scoring", params.eval.scoring, f"one of {', '.join(SCORINGS)}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(params.eval.device)):
+        _fail("eval.device", params.eval.device, "auto, cpu, cuda or cuda:N")
     for key, value in (("retrieval.k", params.retrieval.k),
                        ("teacher_model.concurrency", params.teacher_model.concurrency),
                        ("teacher_model.max_new_tokens", params.teacher_model.max_new_tokens),

@@ -101,15 +101,22 @@ def _params_snapshot(params: Params) -> dict:
             "retrieval": asdict(params.retrieval), "split_seed": params.split.seed}
 
 
+def _beyond_the_grid(recorded: dict) -> dict:
+    """A run's recorded parameters less the grid's own (the students' seed). ``eval.device`` came later: runs
+    recorded before it evaluated on the CPU under the default, ``auto``."""
+    out = {k: v for k, v in recorded.items() if k != "train"}
+    out["train"] = {k: v for k, v in recorded["train"].items() if k != "seed"}
+    out["eval"] = {"device": "auto", **recorded["eval"]}
+    return out
+
+
 def _setup_lines(snapshots: list[dict]) -> list[str]:
     """The setup as the runs recorded it; where the runs differ beyond the grid, say so."""
     recorded = [s["params"] for s in snapshots if s.get("params")]
     if not recorded:
         return ["- The runs did not record their parameters."]
     first = recorded[0]
-    same = all({k: v for k, v in r.items() if k != "train"} == {k: v for k, v in first.items() if k != "train"}
-               and {k: v for k, v in r["train"].items() if k != "seed"}
-               == {k: v for k, v in first["train"].items() if k != "seed"} for r in recorded)
+    same = all(_beyond_the_grid(r) == _beyond_the_grid(first) for r in recorded)
     teacher, student, train, retrieval = first["teacher_model"], first["student"], first["train"], first["retrieval"]
     return [
         f"- Teacher: `{teacher['model']}` ({teacher['backend']}, greedy, {teacher['demonstrations']} fixed "

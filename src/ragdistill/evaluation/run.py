@@ -13,14 +13,15 @@ from ragdistill.evaluation.scoring import answer_labels, scoring_mode
 from ragdistill.io import read_json, write_json, write_jsonl
 from ragdistill.log import log
 from ragdistill.students.formatting import TaskFormatter
-from ragdistill.students.models import load_student
+from ragdistill.students.models import load_student, pick_device
 
 
 def evaluate(params: Params, dataset: str, method: str) -> dict:
     """Score one trained student on the eval split (label task only) and save its predictions."""
     started = time.perf_counter()
     examples = load_examples(paths.split_file(dataset, "eval"))
-    student = load_student(str(paths.model_dir(dataset, method)))
+    device = pick_device(params.eval.device, "params.yaml: eval.device")
+    student = load_student(str(paths.model_dir(dataset, method)), device=device)
     formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder,
                               params.student.max_input_tokens, params.student.max_target_tokens)
     kind = task_kind(dataset)
@@ -34,7 +35,7 @@ def evaluate(params: Params, dataset: str, method: str) -> dict:
     train_stats = read_json(paths.model_dir(dataset, method) / "train_stats.json")
     result = {"dataset": dataset, "method": method, "scoring": scoring,
               **accuracy_summary(correct, params.eval.bootstrap, params.eval.seed),
-              "eval_seconds": round(time.perf_counter() - started, 1),
+              "eval_seconds": round(time.perf_counter() - started, 1), "device": device,
               "train_seconds": train_stats.get("train_seconds"),
               "train_examples": train_stats.get("examples"),
               "train_tokens_per_second": train_stats.get("real_tokens_per_second"),

@@ -19,6 +19,17 @@ class Student:
     source: str
 
 
+def pick_device(requested: str = "auto", key: str = "device") -> str:
+    """``auto`` is the GPU when torch sees one, else the CPU; ``cuda`` (or ``cuda:N``) without a GPU is an
+    error that names ``key``, the setting that asked for it, rather than a silent fall back to the CPU."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{key} = {requested!r}, but torch sees no CUDA device here (torch {torch.__version__}); "
+                         f"use auto or cpu")
+    return requested
+
+
 def load_student(name_or_path: str, device: str | None = None) -> Student:
     """Load weights without running code from the model folder (``trust_remote_code=False``)."""
     location = resolve_student(name_or_path)
