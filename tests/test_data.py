@@ -364,3 +364,23 @@ def test_jsonl_round_trip_with_unicode_line_separators(tmp_path):
     path = tmp_path / "rows.jsonl"
     write_jsonl(path, rows)
     assert read_jsonl(path) == rows
+
+
+def test_prepared_output_does_not_depend_on_how_the_data_directory_is_spelled(tmp_path, monkeypatch):
+    from ragdistill.config import validate
+    from ragdistill.data.prepare import prepare
+
+    data = tmp_path / "data"
+    _write_cqa(data, [json.dumps(_cqa_row(i)) for i in range(3)])
+    _write_cqa(data, [json.dumps(_cqa_row(i)) for i in range(3, 5)], split="test")
+    outputs = []
+    for spelling in (str(data), "../data", "../data/"):
+        workspace = tmp_path / "repo"
+        workspace.mkdir(exist_ok=True)
+        monkeypatch.chdir(workspace)
+        monkeypatch.delenv("RAGDISTILL_DATA", raising=False)
+        prepare(validate({"data": {"root": spelling}}), "cqa")
+        outputs.append({p.name: p.read_bytes() for p in sorted(Path("data/prepared/cqa").iterdir())})
+    assert set(outputs[0]) == {"train.jsonl", "eval.jsonl", "summary.json"}
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert b"data" not in outputs[0]["summary.json"].replace(b'"dataset"', b"")

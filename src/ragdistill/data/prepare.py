@@ -23,7 +23,9 @@ def prepare(params: Params, dataset: str) -> dict:
     """Load and normalize one dataset; record the teacher's parse failures and its own accuracy."""
     started = time.perf_counter()
     root = resolve_data_root(params.data.root)
-    summary: dict = {"dataset": dataset, "data_root": str(root), "sources": _source_hashes(root, dataset)}
+    # The output is a function of the data and the parameters alone (no path, no timing), so that a rerun
+    # elsewhere, or with the data directory spelled another way, gives the same hash and reruns nothing else.
+    summary: dict = {"dataset": dataset, "sources": _source_hashes(root, dataset)}
     kind = task_kind(dataset)
     for split, cap in (("train", params.data.max_train), ("eval", params.data.max_eval)):
         examples = load_dataset(dataset, root, split)
@@ -39,6 +41,6 @@ def prepare(params: Params, dataset: str) -> dict:
             info["teacher_accuracy"] = accuracy_summary(correct, params.eval.bootstrap, params.eval.seed)
         summary[split] = info
         log(f"{dataset}/{split}: {len(examples)} examples; teacher labels unparsed: {info['teacher_label_unparsed']}")
-    summary["seconds"] = round(time.perf_counter() - started, 1)
     write_json(paths.PREPARED / dataset / "summary.json", summary)
+    log(f"{dataset}: prepared from {root} in {time.perf_counter() - started:.1f} s")
     return summary
