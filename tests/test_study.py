@@ -164,6 +164,10 @@ def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     assert warning not in build_report([older, with_params(1)], figures=tmp_path)
     assert warning in build_report([older, with_params(1, eval__device="cuda")], figures=tmp_path)
     assert warning in build_report([older, with_params(1, train__lr=3e-4)], figures=tmp_path)
+    assert "evaluated on cpu." in build_report([older, with_params(1)], figures=tmp_path)
+    on_gpu = with_params(1)
+    on_gpu["rows"]["sbs"]["device"] = "cuda"
+    assert "evaluated on cpu and cuda." in build_report([older, on_gpu], figures=tmp_path)
 
 
 def test_equal_accuracy_from_different_answers_is_undecided_not_the_same():

@@ -118,6 +118,9 @@ def _setup_lines(snapshots: list[dict]) -> list[str]:
     first = recorded[0]
     same = all(_beyond_the_grid(r) == _beyond_the_grid(first) for r in recorded)
     teacher, student, train, retrieval = first["teacher_model"], first["student"], first["train"], first["retrieval"]
+    # Runs collected before the evaluate stage recorded its device all ran on CPU-only machines.
+    devices = sorted({row.get("device") or "cpu" for s in snapshots for name, row in s["rows"].items()
+                      if name in METHODS})
     return [
         f"- Teacher: `{teacher['model']}` ({teacher['backend']}, greedy, {teacher['demonstrations']} fixed "
         f"demonstrations, at most {teacher['max_new_tokens']} new tokens, label policy `{teacher['label_policy']}`). "
@@ -125,7 +128,8 @@ def _setup_lines(snapshots: list[dict]) -> list[str]:
         f"(query: {retrieval['query']}).",
         f"- Student: `{student['model']}`, {train['epochs']:g} epoch(s), lr {train['lr']:g}, batch "
         f"{train['batch_size']}x{train['grad_accum']}, alpha {train['alpha']:g}, sbs labels: {train['sbs_labels']}; "
-        f"inputs up to {student['max_input_tokens']} tokens; scoring `{first['eval']['scoring']}`.",
+        f"inputs up to {student['max_input_tokens']} tokens; scoring `{first['eval']['scoring']}`, evaluated on "
+        f"{' and '.join(devices)}.",
         f"- Training subset fixed by split seed {first['split_seed']}." + (
             "" if same else " **Warning: the runs differ in parameters beyond the grid; compare with care.**")]
 
@@ -143,7 +147,7 @@ def collect(cell: Cell) -> Path:
     rows = {}
     for name, row in info["rows"].items():
         rows[name] = {k: row.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "train_seconds", "eval_seconds",
-                                              "train_examples", "cost")}
+                                              "train_examples", "cost", "device")}
         if name in METHODS:
             correct = _correct_by_id(paths.predictions(cell.dataset, name))
         else:
