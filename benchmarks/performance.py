@@ -44,6 +44,7 @@ import torch
 
 from ragdistill import paths
 from ragdistill.io import read_json, write_json, write_text
+from ragdistill.machine import cpu_model
 from ragdistill.memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,7 @@ PARTS = ("training", "retrieval", "pipeline", "deployment")
 
 
 def _machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__}
 
 

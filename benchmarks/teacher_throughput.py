@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ragdistill.data.registry import load_dataset
 from ragdistill.io import write_json, write_text
+from ragdistill.machine import cpu_model
 from ragdistill.teachers import DecodingSettings, build_prompt, parse_teacher_output
 from ragdistill.teachers.demonstrations import pick_demonstrations
 from ragdistill.teachers.llama_cpp import LlamaCppTeacher
@@ -32,12 +33,7 @@ from ragdistill.teachers.llama_cpp import LlamaCppTeacher
 REPO = Path(__file__).resolve().parents[1]
 
 def _machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                   "")
-    except OSError:
-        pass
+    cpu = cpu_model()
     import llama_cpp
 
     try:

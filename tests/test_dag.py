@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ragdistill.machine import cpu_model
+from ragdistill.students.models import pick_device
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -148,10 +151,12 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo)
     snapshot = json.loads((repo / "reports/study/openbookqa-rag-student-evidence-f0.5-s0.json").read_text())
     assert snapshot["student_evidence"] and set(snapshot["rows"]) == {"teacher-rag", "finetune", "distill", "sbs"}
     assert len(snapshot["rows"]["sbs"]["correct"]) == 24 and len(snapshot["rows"]["teacher-rag"]["correct"]) == 8
+    assert snapshot["machine"]["cores"] == os.cpu_count() and snapshot["rows"]["sbs"]["device"] == pick_device()
     again = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
                   "--variants", "rag-student-evidence"], repo, env)
     assert "already collected" in again and not _ran_stages(again)
     _run([sys.executable, "-m", "ragdistill.study", "report"], repo, env)
     report = (repo / "reports/REPORT.md").read_text()
     assert "sbs (rag teacher) + student reads evidence" in report
+    assert f"- Compute: {os.cpu_count()} cores of an {cpu_model()}" in report
     assert (repo / "reports/figures/study-openbookqa-latency.png").stat().st_size > 1000

@@ -42,6 +42,7 @@ from ragdistill.data.split import choose_training
 from ragdistill.evaluation.metrics import bootstrap_interval, is_correct, paired_bootstrap
 from ragdistill.io import DataError, read_json, read_jsonl, write_json, write_text
 from ragdistill.log import log
+from ragdistill.machine import describe
 
 STUDY = paths.REPORTS / "study"
 METHODS = ("finetune", "distill", "sbs")
@@ -110,6 +111,22 @@ def _beyond_the_grid(recorded: dict) -> dict:
     return out
 
 
+# Snapshots collected before they recorded their machine: what this report's compute line said of all runs then.
+UNRECORDED_MACHINE = "2 cores of an AMD EPYC (AVX2), no GPU (not recorded in the snapshot; as this report stated then)"
+
+
+def _compute_line(snapshots: list[dict]) -> str:
+    def label(machine: dict | None) -> str:
+        if not machine:
+            return UNRECORDED_MACHINE
+        return f"{machine['cores']} cores of an {machine['cpu']}, " + (
+            f"GPU {machine['gpu']}" if machine.get("gpu") else "no GPU")
+
+    counts = Counter(label(s.get("machine")) for s in snapshots)
+    return "- Compute: " + "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}"
+                                     for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "."
+
+
 def _setup_lines(snapshots: list[dict]) -> list[str]:
     """The setup as the runs recorded it; where the runs differ beyond the grid, say so."""
     recorded = [s["params"] for s in snapshots if s.get("params")]
@@ -157,7 +174,7 @@ def collect(cell: Cell) -> Path:
                 "student_evidence": evidence, "fraction": cell.fraction, "seed": cell.seed,
                 "train_examples": info["train_examples"], "eval_examples": info["eval_examples"],
                 "commit": _git("rev-parse", "HEAD"), "overrides": cell.overrides(), "rows": rows,
-                "params": _params_snapshot(load_params()),
+                "params": _params_snapshot(load_params()), "machine": describe(),
                 "teacher_unparsed": info.get("teacher_unparsed")}
     out = STUDY / f"{cell.name}.json"
     write_json(out, snapshot)
@@ -373,9 +390,8 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
         "## Setup", "",
         *_setup_lines(snapshots),
         f"- Seeds (student training): {', '.join(map(str, seeds))}.",
-        "- Compute: 2 CPU cores (AMD EPYC, AVX2), no GPU. Latency is milliseconds per question at batch 1 on this "
-        "machine, the teacher's including its retrieval; a student row's latency and memory are the median over "
-        "its seeds' runs.",
+        _compute_line(snapshots) + " Latency is milliseconds per question at batch 1 on the run's machine, the "
+        "teacher's including its retrieval; a student row's latency and memory are the median over its seeds' runs.",
         f"- Commit(s) the runs came from: {', '.join(c[:12] for c in commits)}.",
         "- Intervals: 95% percentile bootstrap over questions (accuracy averaged over seeds per question); "
         "differences: paired bootstrap on the same questions, two-sided p-value.", ""]
