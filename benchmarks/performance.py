@@ -151,6 +151,7 @@ def bench_training(examples: int, batch_examples: int) -> dict:
     from datasets import Dataset
     from transformers import TrainingArguments, set_seed
 
+    from ragdistill.config import load_params
     from ragdistill.students.formatting import TaskFormatter, build_task_rows
     from ragdistill.students.models import load_student
     from ragdistill.students.trainer import train_student
@@ -167,12 +168,15 @@ def bench_training(examples: int, batch_examples: int) -> dict:
         # Naive first, then ours, each from freshly loaded weights with the same seed and learning rate.
         student = load_student("smollm2-135m-instruct")
         params = sum(p.numel() for p in student.model.parameters())
-        formatter = TaskFormatter(student.tokenizer, False, 192, 96)
+        settings = load_params()  # the pipeline's own token limits and learning rate
+        formatter = TaskFormatter(student.tokenizer, False, settings.student.max_input_tokens,
+                                  settings.student.max_target_tokens)
         pairs = [{"label": formatter.encode("label", e.input, e.label, 1.0),
                   "rationale": formatter.encode("rationale", e.input, e.rationale, 1.0)} for e in data]
         collator = _TwoPassCollator(student.tokenizer.pad_token_id)
         set_seed(0)
-        args = TrainingArguments(output_dir=str(scratch / "naive"), learning_rate=1e-4, num_train_epochs=1,
+        args = TrainingArguments(output_dir=str(scratch / "naive"), learning_rate=settings.train.lr,
+                                 num_train_epochs=1,
                                  per_device_train_batch_size=batch_examples, seed=0, save_strategy="no",
                                  report_to=[], remove_unused_columns=False, logging_steps=5,
                                  dataloader_num_workers=0)
@@ -194,7 +198,7 @@ def bench_training(examples: int, batch_examples: int) -> dict:
         # position, which isolates what length grouping and the single pass give.
         for name, at_targets in (("ours_all_logits", False), ("ours", True)):
             student = load_student("smollm2-135m-instruct")
-            stats = train_student(student, rows, scratch / name, lr=1e-4, epochs=1.0,
+            stats = train_student(student, rows, scratch / name, lr=settings.train.lr, epochs=1.0,
                                   batch_size=2 * batch_examples, seed=0, checkpoint_dir=scratch / f"{name}-checkpoints",
                                   save_steps=10_000, logits_at_targets=at_targets)
             result[name] = {
