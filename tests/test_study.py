@@ -12,7 +12,18 @@ from ragdistill.config import ConfigError, validate
 from ragdistill.data.example import Example
 from ragdistill.data.split import with_evidence
 from ragdistill.io import DataError, read_jsonl, write_jsonl
-from ragdistill.study import VARIANTS, Cell, build_report, grid, paired, parse_cell, row_cost, table_rows, verdict
+from ragdistill.study import (
+    VARIANTS,
+    Cell,
+    build_report,
+    grid,
+    machine_note,
+    paired,
+    parse_cell,
+    row_cost,
+    table_rows,
+    verdict,
+)
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher, TeacherError, teacher_model_id
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
@@ -172,6 +183,22 @@ def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     text = build_report([older, with_params(2), on_gpu], figures=tmp_path)
     assert ("- Compute: 2 cores of an AMD EPYC (AVX2), no GPU (not recorded in the snapshot; as this report "
             "stated then): 2 runs; 16 cores of an Intel(R) Xeon(R) Processor, GPU NVIDIA H200: 1 run.") in text
+
+
+def test_a_table_whose_runs_span_machines_says_which_machine_ran_what(tmp_path):
+    half = [1, 0] * 20
+    cells = [_snapshot(variant, seed, {f"teacher-{VARIANTS[variant][0]}": half, "finetune": half, "sbs": half})
+             for variant in ("plain", "rag-student-evidence") for seed in (0, 1)]
+    assert machine_note(table_rows(cells, "openbookqa", 0.1)) is None  # one machine (unrecorded): no note
+    assert "more than one machine" not in build_report(cells, figures=tmp_path)
+    for cell in cells[2:]:  # the evidence cells ran elsewhere
+        cell["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "gpu": None}
+    note = machine_note(table_rows(cells, "openbookqa", 0.1))
+    assert note == ("Student runs of this table come from more than one machine, so compare their latencies only "
+                    "within one machine: on 2 cores of an AMD EPYC (AVX2), no GPU: seeds 0, 1 of finetune, "
+                    "sbs (plain teacher); and on 2 cores of an Intel(R) Xeon(R) Processor, no GPU: seeds 0, 1 of "
+                    "finetune + student reads evidence, sbs (rag teacher) + student reads evidence.")
+    assert note in build_report(cells, figures=tmp_path)
 
 
 def test_equal_accuracy_from_different_answers_is_undecided_not_the_same():

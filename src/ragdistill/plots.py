@@ -97,14 +97,14 @@ def plot_accuracy_vs_fraction(per_fraction: dict[float, dict[str, dict]], output
 
 
 def plot_accuracy_vs_latency(rows: dict[str, dict], output: str | Path, title: str) -> Path:
-    """Accuracy (95% interval) against seconds per question at batch 1 on this machine (log scale)."""
+    """Accuracy (95% interval) against seconds per question at batch 1 (log scale)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for label, row in rows.items():
         if row.get("latency_s") is None:
             continue
         ax.errorbar([row["latency_s"]], [row["accuracy"]], capsize=3, linestyle="none", label=label,
                     yerr=[[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]], **_style(label))
-    return _finish(fig, ax, title, "latency per question, seconds (batch 1, this machine)", output)
+    return _finish(fig, ax, title, "latency per question, s (batch 1, CPU; the report names the machines)", output)
 
 
 def _save(fig, output: str | Path) -> Path:

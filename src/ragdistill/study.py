@@ -115,14 +115,15 @@ def _beyond_the_grid(recorded: dict) -> dict:
 UNRECORDED_MACHINE = "2 cores of an AMD EPYC (AVX2), no GPU (not recorded in the snapshot; as this report stated then)"
 
 
-def _compute_line(snapshots: list[dict]) -> str:
-    def label(machine: dict | None) -> str:
-        if not machine:
-            return UNRECORDED_MACHINE
-        return f"{machine['cores']} cores of an {machine['cpu']}, " + (
-            f"GPU {machine['gpu']}" if machine.get("gpu") else "no GPU")
+def _machine_label(machine: dict | None) -> str:
+    if not machine:
+        return UNRECORDED_MACHINE
+    return f"{machine['cores']} cores of an {machine['cpu']}, " + (
+        f"GPU {machine['gpu']}" if machine.get("gpu") else "no GPU")
 
-    counts = Counter(label(s.get("machine")) for s in snapshots)
+
+def _compute_line(snapshots: list[dict]) -> str:
+    counts = Counter(_machine_label(s.get("machine")) for s in snapshots)
     return "- Compute: " + "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}"
                                      for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "."
 
@@ -219,8 +220,33 @@ def table_rows(snapshots: list[dict], dataset: str, fraction: float) -> dict[str
                 label, key = f"teacher: {snap['teacher']} (few-shot{retrieval})", None
             else:
                 label, key = _student_label(name, snap["teacher"], snap["student_evidence"]), snap["seed"]
-            rows.setdefault(label, {"runs": {}})["runs"].setdefault(key, row)
+            entry = rows.setdefault(label, {"runs": {}, "machines": {}})
+            entry["runs"].setdefault(key, row)
+            entry["machines"].setdefault(key, _machine_label(snap.get("machine")))
     return rows
+
+
+def machine_note(rows: dict[str, dict]) -> str | None:
+    """Where a table's student runs come from more than one machine, which machine ran what: the
+    latency column is a median over seeds, and latencies compare only within one machine."""
+    by_machine: dict[str, dict[tuple, list[str]]] = {}
+    for label, entry in rows.items():
+        seeds = {}
+        for seed, machine in entry.get("machines", {}).items():
+            if seed is not None:
+                seeds.setdefault(machine, []).append(seed)
+        for machine, its_seeds in seeds.items():
+            by_machine.setdefault(machine, {}).setdefault(tuple(sorted(its_seeds)), []).append(label)
+    if len(by_machine) < 2:
+        return None
+    def ran(seeds: tuple, labels: list[str]) -> str:
+        return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))} of {', '.join(labels)}"
+
+    # The unrecorded machine's long caveat is on the compute line already.
+    parts = [f"on {machine.split(' (not recorded')[0]}: " + "; ".join(ran(*group) for group in groups.items())
+             for machine, groups in sorted(by_machine.items())]
+    return ("Student runs of this table come from more than one machine, so compare their latencies only "
+            "within one machine: " + "; and ".join(parts) + ".")
 
 
 def _mean_correct(entry: dict) -> tuple[list[str], np.ndarray]:
@@ -423,6 +449,9 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
             if majority:
                 shares = majority_share_line(entries, key[1], majority[0]["position"])
                 lines += ["", majority[1], *([shares] if shares else [])]
+            machines = machine_note(entries)
+            if machines:
+                lines += ["", machines]
             lines += ["", "| comparison | difference (a − b), 95% interval | p |", "| --- | --- | ---: |"]
             for a, b, what in COMPARISONS:
                 if a in entries and b in entries:
