@@ -105,28 +105,27 @@ class MultiTaskTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weights = inputs.pop("weights")
         labels = inputs.pop("labels")
-        outputs, losses = self._forward(model, inputs, labels, all_logits=return_outputs)
-        loss = (weights.to(losses.device) * losses).mean()
-        return (loss, outputs) if return_outputs else loss
-
-    def _forward(self, model, inputs, labels, all_logits: bool):
-        """The model's outputs and each row's mean target loss."""
         if self.is_encoder_decoder:
             decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
             outputs = model(**inputs, decoder_input_ids=decoder_input_ids)
-            return outputs, per_row_loss(outputs.logits, labels, shift=False)
-        if self.logits_at_targets and not all_logits:
+            losses = per_row_loss(outputs.logits, labels, shift=False)
+        elif self.logits_at_targets and not return_outputs:
             keep = target_positions(labels)
             outputs = model(**inputs, logits_to_keep=keep)
             if outputs.logits.dim() == 2 and outputs.logits.size(0) == int(keep.sum()):
-                return outputs, per_row_target_loss(outputs.logits, labels, keep)
-            # This model ignores a mask in logits_to_keep: all positions from now on. Its logits of this
-            # batch are reused when they cover every position (no second forward pass).
-            self.logits_at_targets = False
-            if outputs.logits.shape[:2] == labels.shape:
-                return outputs, per_row_loss(outputs.logits, labels, shift=True)
-        outputs = model(**inputs)
-        return outputs, per_row_loss(outputs.logits, labels, shift=True)
+                losses = per_row_target_loss(outputs.logits, labels, keep)
+            else:
+                # This model ignores a mask in logits_to_keep: all positions from now on. Its logits of
+                # this batch are reused when they cover every position (no second forward pass).
+                self.logits_at_targets = False
+                if outputs.logits.shape[:2] != labels.shape:
+                    outputs = model(**inputs)
+                losses = per_row_loss(outputs.logits, labels, shift=True)
+        else:
+            outputs = model(**inputs)
+            losses = per_row_loss(outputs.logits, labels, shift=True)
+        loss = (weights.to(losses.device) * losses).mean()
+        return (loss, outputs) if return_outputs else loss
 
 
 class _ProgressLog(TrainerCallback):
