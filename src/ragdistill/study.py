@@ -112,7 +112,8 @@ def _beyond_the_grid(recorded: dict) -> dict:
 
 
 # Snapshots collected before they recorded their machine: what this report's compute line said of all runs then.
-UNRECORDED_MACHINE = "2 cores of an AMD EPYC (AVX2), no GPU (not recorded in the snapshot; as this report stated then)"
+UNRECORDED_MACHINE = "2 cores of an AMD EPYC (AVX2), no GPU"
+UNRECORDED_CAVEAT = " (not recorded in the snapshot; as this report stated then)"
 
 
 def _machine_label(machine: dict | None) -> str:
@@ -123,7 +124,8 @@ def _machine_label(machine: dict | None) -> str:
 
 
 def _compute_line(snapshots: list[dict]) -> str:
-    counts = Counter(_machine_label(s.get("machine")) for s in snapshots)
+    counts = Counter(_machine_label(s.get("machine")) + ("" if s.get("machine") else UNRECORDED_CAVEAT)
+                     for s in snapshots)
     return "- Compute: " + "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}"
                                      for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "."
 
@@ -239,11 +241,11 @@ def machine_note(rows: dict[str, dict]) -> str | None:
             by_machine.setdefault(machine, {}).setdefault(tuple(sorted(its_seeds)), []).append(label)
     if len(by_machine) < 2:
         return None
+
     def ran(seeds: tuple, labels: list[str]) -> str:
         return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))} of {', '.join(labels)}"
 
-    # The unrecorded machine's long caveat is on the compute line already.
-    parts = [f"on {machine.split(' (not recorded')[0]}: " + "; ".join(ran(*group) for group in groups.items())
+    parts = [f"on {machine}: " + "; ".join(ran(*group) for group in groups.items())
              for machine, groups in sorted(by_machine.items())]
     return ("Student runs of this table come from more than one machine, so compare their latencies only "
             "within one machine: " + "; and ".join(parts) + ".")
