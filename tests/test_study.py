@@ -16,8 +16,10 @@ from ragdistill.study import (
     VARIANTS,
     Cell,
     build_report,
+    compare_lines,
     grid,
     machine_note,
+    main,
     paired,
     parse_cell,
     row_cost,
@@ -271,3 +273,23 @@ def test_a_rows_cost_is_the_median_over_its_seeds_not_the_first_run(tmp_path):
     assert row_cost(rows["teacher: plain (few-shot)"])["latency_s"] == 2.0
     text = build_report(snapshots, figures=tmp_path)
     assert re.search(r"\| sbs \(plain teacher\) \| 50.0 \| .* \| 3 \| 50.0, 50.0, 50.0 \| 30 \| 135M \| 900 \|", text)
+
+
+def test_compare_says_whether_a_rerun_scored_every_question_as_committed(tmp_path, capsys):
+    answers = {"teacher-plain": [1, 0] * 20, "finetune": [1, 1, 0, 0] * 10, "sbs": [0, 1] * 20}
+    committed = _snapshot("plain", 0, answers)
+    same, same_reproduced = compare_lines(committed, _snapshot("plain", 0, answers))
+    assert same_reproduced and same[-1].startswith("reproduced")
+    assert "  sbs: 50.0% committed, 50.0% rerun; 0 of 40 questions scored differently" in same
+    # Two questions swapped: the same accuracy, yet not the same run.
+    moved = dict(answers, sbs=[1, 0] + [0, 1] * 19)
+    lines, reproduced = compare_lines(committed, _snapshot("plain", 0, moved))
+    assert not reproduced and "  sbs: 50.0% committed, 50.0% rerun; 2 of 40 questions scored differently" in lines
+    (tmp_path / "a.json").write_text(json.dumps(committed))
+    (tmp_path / "b.json").write_text(json.dumps(_snapshot("plain", 0, moved)))
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
+    assert "NOT reproduced" in capsys.readouterr().out
+    other = _snapshot("plain", 1, answers)
+    other["overrides"] = ["train.seed=1"]
+    with pytest.raises(DataError, match="not the same cell"):
+        compare_lines(committed, other)

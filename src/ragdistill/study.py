@@ -18,6 +18,7 @@ also read the gold labels from the data directory; without it they are left out.
     python -m ragdistill.study report
 
 ``run`` calls ``dvc exp run`` in this workspace one cell at a time and skips cells already collected.
+``compare A.json B.json`` says whether a rerun of a cell reproduced a committed snapshot, question by question.
 With ``--queue`` it only queues them (``dvc queue start`` runs them; then ``dvc exp apply <cell>`` and
 ``python -m ragdistill.study collect <cell>`` per cell).
 """
@@ -194,6 +195,42 @@ def run(cells: list[Cell], queue: bool = False) -> None:
         subprocess.run(cell.command(queue), check=True)
         if not queue:
             collect(cell)
+
+
+def compare(committed: dict, rerun: dict) -> list[dict]:
+    """Row by row: both accuracies and the questions the two runs of one cell answered differently."""
+    if committed.get("overrides") != rerun.get("overrides"):
+        raise DataError(f"not the same cell: {committed.get('cell')} ({committed.get('overrides')}) against "
+                        f"{rerun.get('cell')} ({rerun.get('overrides')})")
+    rows = []
+    for name in sorted(set(committed["rows"]) | set(rerun["rows"])):
+        a, b = committed["rows"].get(name), rerun["rows"].get(name)
+        if a is None or b is None:
+            rows.append({"row": name, "committed": a and a["accuracy"], "rerun": b and b["accuracy"],
+                         "differ": None, "n": None})
+            continue
+        questions = set(a["correct"]) | set(b["correct"])
+        rows.append({"row": name, "committed": a["accuracy"], "rerun": b["accuracy"], "n": len(questions),
+                     "differ": sum(a["correct"].get(q) != b["correct"].get(q) for q in questions)})
+    return rows
+
+
+def compare_lines(committed: dict, rerun: dict) -> tuple[list[str], bool]:
+    """What ``compare`` prints, and whether the rerun answered every question of every row as committed."""
+    rows = compare(committed, rerun)
+    lines = [f"{committed['cell']}: committed run at {committed.get('commit', '?')[:12]} on "
+             f"{_machine_label(committed.get('machine'))}; rerun at {rerun.get('commit', '?')[:12]} on "
+             f"{_machine_label(rerun.get('machine'))}"]
+    for row in rows:
+        if row["differ"] is None:
+            lines.append(f"  {row['row']}: only in the {'rerun' if row['committed'] is None else 'committed run'}")
+        else:
+            lines.append(f"  {row['row']}: {100 * row['committed']:.1f}% committed, {100 * row['rerun']:.1f}% rerun; "
+                         f"{row['differ']} of {row['n']} questions scored differently")
+    same = all(row["differ"] == 0 for row in rows)
+    lines.append("reproduced: every row scored every question as committed" if same else
+                 "NOT reproduced exactly (see the rows above)")
+    return lines, same
 
 
 # ---- the report ---------------------------------------------------------------------------------------
@@ -495,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--queue", action="store_true", help="only queue the experiments")
     collect_parser = commands.add_parser("collect", help="snapshot the run now in the workspace")
     collect_parser.add_argument("cell", help="a cell name, e.g. openbookqa-rag-f0.1-s0")
+    compare_parser = commands.add_parser("compare", help="did a rerun of a cell reproduce its committed snapshot?")
+    compare_parser.add_argument("committed", type=Path, help="the committed snapshot, reports/study/<cell>.json")
+    compare_parser.add_argument("rerun", type=Path, help="the rerun's snapshot (e.g. from a fresh clone)")
     report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
     report_parser.add_argument("--appendix", type=Path, default=paths.REPORTS / "study" / "CONCLUSIONS.md")
     args = parser.parse_args(argv)
@@ -502,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
         run(grid(args.dataset, args.fractions, args.seeds, args.variants), queue=args.queue)
     elif args.command == "collect":
         collect(parse_cell(args.cell))
+    elif args.command == "compare":
+        lines, same = compare_lines(read_json(args.committed), read_json(args.rerun))
+        print("\n".join(lines))
+        return 0 if same else 1
     else:
         report(appendix=args.appendix)
     return 0
