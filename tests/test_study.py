@@ -289,6 +289,8 @@ def test_compare_says_whether_a_rerun_scored_every_question_as_committed(tmp_pat
     (tmp_path / "b.json").write_text(json.dumps(_snapshot("plain", 0, moved)))
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
     assert "NOT reproduced" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="missing.json"):
+        main(["compare", str(tmp_path / "missing.json"), str(tmp_path / "b.json")])
     other = _snapshot("plain", 1, answers)
     other["overrides"] = ["train.seed=1"]
     with pytest.raises(DataError, match="not the same cell"):

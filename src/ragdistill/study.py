@@ -18,9 +18,9 @@ also read the gold labels from the data directory; without it they are left out.
     python -m ragdistill.study report
 
 ``run`` calls ``dvc exp run`` in this workspace one cell at a time and skips cells already collected.
-``compare A.json B.json`` says whether a rerun of a cell reproduced a committed snapshot, question by question.
 With ``--queue`` it only queues them (``dvc queue start`` runs them; then ``dvc exp apply <cell>`` and
 ``python -m ragdistill.study collect <cell>`` per cell).
+``compare A.json B.json`` says whether a rerun of a cell reproduced a committed snapshot, question by question.
 """
 
 from __future__ import annotations
@@ -543,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "collect":
         collect(parse_cell(args.cell))
     elif args.command == "compare":
-        lines, same = compare_lines(read_json(args.committed), read_json(args.rerun))
+        try:
+            lines, same = compare_lines(read_json(args.committed), read_json(args.rerun))
+        except (DataError, OSError) as error:
+            raise SystemExit(f"study compare: {error}") from None
         print("\n".join(lines))
         return 0 if same else 1
     else:
