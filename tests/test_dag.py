@@ -155,6 +155,21 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo)
     again = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
                   "--variants", "rag-student-evidence"], repo, env)
     assert "already collected" in again and not _ran_stages(again)
+    # `study rerun` trains the cell again (not from the run cache), compares it with the snapshot above,
+    # and pushes the experiment, git ref and checkpoints, only because it reproduced it exactly.
+    cell = "openbookqa-rag-student-evidence-f0.5-s0"
+    committed = (repo / f"reports/study/{cell}.json").read_bytes()
+    origin, store = repo.parent / "origin.git", repo.parent / "dvc-store"
+    _run(["git", "init", "-q", "--bare", str(origin)], repo, env)
+    _run(["git", "remote", "add", "origin", str(origin)], repo, env)
+    _run(["dvc", "remote", "add", "--local", "-d", "store", str(store)], repo, env)
+    out = _run([sys.executable, "-m", "ragdistill.study", "rerun", cell, "--push", "origin"], repo, env)
+    assert {"train-finetune@openbookqa", "train-sbs@openbookqa"} <= _ran_stages(out), out
+    assert "reproduced: every row scored every question as committed" in out and "0 of 24 questions" in out
+    assert (repo / f"reports/study/{cell}.json").read_bytes() == committed
+    assert json.loads((repo / f".cache/study-reruns/{cell}.json").read_text())["cell"] == cell
+    assert cell in _run(["git", "ls-remote", str(origin)], repo, env)
+    assert sum(1 for p in store.rglob("*") if p.is_file()) > 5
     _run([sys.executable, "-m", "ragdistill.study", "report"], repo, env)
     report = (repo / "reports/REPORT.md").read_text()
     assert "sbs (rag teacher) + student reads evidence" in report

@@ -295,3 +295,12 @@ def test_compare_says_whether_a_rerun_scored_every_question_as_committed(tmp_pat
     other["overrides"] = ["train.seed=1"]
     with pytest.raises(DataError, match="not the same cell"):
         compare_lines(committed, other)
+
+
+def test_rerun_refuses_a_cell_with_no_committed_snapshot_before_running_anything(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no reports/study here: nothing to compare a rerun against
+    with pytest.raises(SystemExit, match=r"reports/study/openbookqa-plain-f0.3-s0.json does not exist"):
+        main(["rerun", "openbookqa-plain-f0.3-s0"])
+    with pytest.raises(SystemExit, match="not a cell name"):
+        main(["rerun", "openbookqa-f0.3"])
+    assert not (tmp_path / ".cache").exists()

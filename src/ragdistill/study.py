@@ -21,6 +21,10 @@ also read the gold labels from the data directory; without it they are left out.
 With ``--queue`` it only queues them (``dvc queue start`` runs them; then ``dvc exp apply <cell>`` and
 ``python -m ragdistill.study collect <cell>`` per cell).
 ``compare A.json B.json`` says whether a rerun of a cell reproduced a committed snapshot, question by question.
+``rerun <cell>`` trains a committed cell again from scratch (``dvc exp run -f``: no run cache), snapshots it
+beside the committed one (``.cache/study-reruns``), compares the two, and with ``--push <git remote>`` pushes
+the experiment (``dvc exp push``: its git ref, and its checkpoints to the default DVC remote) when it
+reproduced the committed snapshot exactly; the way to put a lost cell's checkpoints back on a remote.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from ragdistill.log import log
 from ragdistill.machine import describe
 
 STUDY = paths.REPORTS / "study"
+RERUNS = Path(".cache/study-reruns")
 METHODS = ("finetune", "distill", "sbs")
 # Grid variants: the teacher, and whether the student reads evidence too.
 VARIANTS = {"plain": ("plain", False), "rag": ("rag", False), "rag-student-evidence": ("rag", True)}
@@ -155,8 +160,8 @@ def _setup_lines(snapshots: list[dict]) -> list[str]:
             "" if same else " **Warning: the runs differ in parameters beyond the grid; compare with care.**")]
 
 
-def collect(cell: Cell) -> Path:
-    """Snapshot the finished run in the workspace into ``reports/study/<cell>.json``."""
+def collect(cell: Cell, directory: Path = STUDY) -> Path:
+    """Snapshot the finished run in the workspace into ``<directory>/<cell>.json`` (``reports/study/``)."""
     summary = read_json(paths.REPORTS / "summary.json")
     if cell.dataset not in summary:
         raise DataError(f"reports/summary.json has no {cell.dataset!r}: did the run for {cell.name} finish?")
@@ -180,7 +185,7 @@ def collect(cell: Cell) -> Path:
                 "commit": _git("rev-parse", "HEAD"), "overrides": cell.overrides(), "rows": rows,
                 "params": _params_snapshot(load_params()), "machine": describe(),
                 "teacher_unparsed": info.get("teacher_unparsed")}
-    out = STUDY / f"{cell.name}.json"
+    out = directory / f"{cell.name}.json"
     write_json(out, snapshot)
     log(f"study: {cell.name} collected into {out}")
     return out
@@ -195,6 +200,28 @@ def run(cells: list[Cell], queue: bool = False) -> None:
         subprocess.run(cell.command(queue), check=True)
         if not queue:
             collect(cell)
+
+
+def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None) -> bool:
+    """Train a committed cell again and compare; push the experiment only if it reproduced exactly."""
+    committed_path = STUDY / f"{cell.name}.json"
+    if not committed_path.exists():
+        raise DataError(f"{committed_path} does not exist: {cell.name} has no committed snapshot to rerun "
+                        "against (`study run` runs a new cell)")
+    committed = read_json(committed_path)
+    # -f: every stage runs again (the run cache would restore the students instead of retraining them),
+    # and an experiment of the same name is replaced.
+    command = [*cell.command(), "-f"]
+    log(f"study: rerunning {cell.name}: {' '.join(command)}")
+    subprocess.run(command, check=True)
+    lines, same = compare_lines(committed, read_json(collect(cell, into)))
+    print("\n".join(lines), flush=True)
+    if push and same:
+        log(f"study: pushing {cell.name} to git remote {push!r} and its outputs to the default DVC remote")
+        subprocess.run(["dvc", "exp", "push", push, cell.name], check=True)
+    elif push:
+        log(f"study: {cell.name} NOT pushed: the rerun differs from the committed snapshot")
+    return same
 
 
 def compare(committed: dict, rerun: dict) -> list[dict]:
@@ -535,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
     compare_parser = commands.add_parser("compare", help="did a rerun of a cell reproduce its committed snapshot?")
     compare_parser.add_argument("committed", type=Path, help="the committed snapshot, reports/study/<cell>.json")
     compare_parser.add_argument("rerun", type=Path, help="the rerun's snapshot (e.g. from a fresh clone)")
+    rerun_parser = commands.add_parser("rerun", help="train committed cells again, compare, optionally push")
+    rerun_parser.add_argument("cells", nargs="+", help="cell names, e.g. openbookqa-rag-f0.1-s0")
+    rerun_parser.add_argument("--into", type=Path, default=RERUNS, help="where the reruns' snapshots go")
+    rerun_parser.add_argument("--push", metavar="GIT_REMOTE",
+                              help="dvc exp push each rerun that reproduced exactly (e.g. origin)")
     report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
     report_parser.add_argument("--appendix", type=Path, default=paths.REPORTS / "study" / "CONCLUSIONS.md")
     args = parser.parse_args(argv)
@@ -542,6 +574,15 @@ def main(argv: list[str] | None = None) -> int:
         run(grid(args.dataset, args.fractions, args.seeds, args.variants), queue=args.queue)
     elif args.command == "collect":
         collect(parse_cell(args.cell))
+    elif args.command == "rerun":
+        cells = [parse_cell(name) for name in args.cells]
+        try:
+            reproduced = [rerun_cell(cell, args.into, args.push) for cell in cells]
+        except DataError as error:
+            raise SystemExit(f"study rerun: {error}") from None
+        except subprocess.CalledProcessError as error:
+            raise SystemExit(f"study rerun: `{' '.join(error.cmd)}` failed (exit {error.returncode})") from None
+        return 0 if all(reproduced) else 1
     elif args.command == "compare":
         try:
             lines, same = compare_lines(read_json(args.committed), read_json(args.rerun))
