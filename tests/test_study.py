@@ -303,4 +303,9 @@ def test_rerun_refuses_a_cell_with_no_committed_snapshot_before_running_anything
         main(["rerun", "openbookqa-plain-f0.3-s0"])
     with pytest.raises(SystemExit, match="not a cell name"):
         main(["rerun", "openbookqa-f0.3"])
+    # A bad name anywhere in the list stops the rerun before the first cell trains (no dvc runs here).
+    (tmp_path / "reports/study").mkdir(parents=True)
+    (tmp_path / "reports/study/openbookqa-plain-f0.1-s0.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"openbookqa-plain-f0.3-s0.json does not exist"):
+        main(["rerun", "openbookqa-plain-f0.1-s0", "openbookqa-plain-f0.3-s0"])
     assert not (tmp_path / ".cache").exists()

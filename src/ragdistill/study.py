@@ -202,13 +202,18 @@ def run(cells: list[Cell], queue: bool = False) -> None:
             collect(cell)
 
 
+def committed_snapshot(cell: Cell) -> Path:
+    """The committed snapshot a rerun of ``cell`` is compared with; an error if there is none."""
+    path = STUDY / f"{cell.name}.json"
+    if not path.exists():
+        raise DataError(f"{path} does not exist: {cell.name} has no committed snapshot to rerun "
+                        "against (`study run` runs a new cell)")
+    return path
+
+
 def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None) -> bool:
     """Train a committed cell again and compare; push the experiment only if it reproduced exactly."""
-    committed_path = STUDY / f"{cell.name}.json"
-    if not committed_path.exists():
-        raise DataError(f"{committed_path} does not exist: {cell.name} has no committed snapshot to rerun "
-                        "against (`study run` runs a new cell)")
-    committed = read_json(committed_path)
+    committed = read_json(committed_snapshot(cell))
     # -f: every stage runs again (the run cache would restore the students instead of retraining them),
     # and an experiment of the same name is replaced.
     command = [*cell.command(), "-f"]
@@ -577,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "rerun":
         cells = [parse_cell(name) for name in args.cells]
         try:
+            for cell in cells:  # every name checked before hours of training start
+                committed_snapshot(cell)
             reproduced = [rerun_cell(cell, args.into, args.push) for cell in cells]
         except DataError as error:
             raise SystemExit(f"study rerun: {error}") from None
