@@ -309,3 +309,33 @@ def test_rerun_refuses_a_cell_with_no_committed_snapshot_before_running_anything
     with pytest.raises(SystemExit, match=r"openbookqa-plain-f0.3-s0.json does not exist"):
         main(["rerun", "openbookqa-plain-f0.1-s0", "openbookqa-plain-f0.3-s0"])
     assert not (tmp_path / ".cache").exists()
+
+
+def test_adopt_makes_a_differing_rerun_the_cells_run_and_the_report_says_what_it_replaced(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    answers = {"teacher-plain": [1, 0] * 20, "finetune": [1, 1, 0, 0] * 10, "sbs": [0, 1] * 20}
+    committed = dict(_snapshot("plain", 0, answers), commit="1111111111111111")
+    rerun = dict(_snapshot("plain", 0, dict(answers, sbs=[1, 1] + [0, 1] * 19)), commit="2222222222222222")
+    study = tmp_path / "reports/study"
+    study.mkdir(parents=True)
+    (study / f"{committed['cell']}.json").write_text(json.dumps(committed))
+    (tmp_path / "rerun.json").write_text(json.dumps(rerun))
+    assert main(["adopt", "rerun.json"]) == 0
+    adopted = json.loads((study / f"{committed['cell']}.json").read_text())
+    assert adopted["commit"] == "2222222222222222" and adopted["rows"]["sbs"]["accuracy"] == 21 / 40
+    assert adopted["replaces"] == [{"commit": "1111111111111111", "machine": None, "rows": {
+        "finetune": {"accuracy": 0.5, "differ": 0, "n": 40}, "sbs": {"accuracy": 0.5, "differ": 1, "n": 40},
+        "teacher-plain": {"accuracy": 0.5, "differ": 0, "n": 40}}}]
+    text = build_report([adopted], figures=tmp_path / "figures", report_dir=tmp_path)
+    assert "- Retrained cells: 1 cell show a rerun that replaced an earlier run" in text
+    assert "`openbookqa-plain-f0.1-s0` (earlier run on 2 cores of an AMD EPYC (AVX2), no GPU, commit 111111111111; " \
+           "questions scored differently: sbs 1 of 40 (50.0 → 52.5%))" in text
+    # A rerun that lacks a row, or a cell with nothing committed, is refused and nothing is written.
+    (tmp_path / "partial.json").write_text(json.dumps(dict(rerun, rows={"sbs": rerun["rows"]["sbs"]})))
+    with pytest.raises(SystemExit, match=r"partial.json and reports/study/openbookqa-plain-f0.1-s0.json do not "
+                                         r"hold the same rows \(finetune, teacher-plain\)"):
+        main(["adopt", "partial.json"])
+    (tmp_path / "other.json").write_text(json.dumps(dict(rerun, cell="openbookqa-plain-f0.3-s0")))
+    with pytest.raises(SystemExit, match=r"openbookqa-plain-f0.3-s0.json does not exist"):
+        main(["adopt", "other.json"])
+    assert json.loads((study / f"{committed['cell']}.json").read_text()) == adopted

@@ -25,6 +25,9 @@ With ``--queue`` it only queues them (``dvc queue start`` runs them; then ``dvc 
 beside the committed one (``.cache/study-reruns``), compares the two, and with ``--push <git remote>`` pushes
 the experiment (``dvc exp push``: its git ref, and its checkpoints to the default DVC remote) when it
 reproduced the committed snapshot exactly; the way to put a lost cell's checkpoints back on a remote.
+``adopt .cache/study-reruns/<cell>.json`` makes a rerun that did not reproduce exactly the cell's committed
+snapshot (it records the run it replaces and how the two differed; the report lists such cells), for when
+the committed run's checkpoints are gone and the rerun is the only run that can be pulled.
 """
 
 from __future__ import annotations
@@ -136,6 +139,25 @@ def _compute_line(snapshots: list[dict]) -> str:
                                      for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "."
 
 
+def _replacement_lines(snapshots: list[dict]) -> list[str]:
+    """Cells whose run is a rerun that replaced a lost one (``adopt``): which, and how the two differed."""
+    replaced = sorted((s for s in snapshots if s.get("replaces")), key=lambda s: s["cell"])
+    if not replaced:
+        return []
+    parts = []
+    for snapshot in replaced:
+        earlier = snapshot["replaces"][-1]
+        changes = [f"{name} {row['differ']} of {row['n']} ({_pct(row['accuracy'])} → "
+                   f"{_pct(snapshot['rows'][name]['accuracy'])}%)"
+                   for name, row in sorted(earlier["rows"].items()) if row["differ"]]
+        parts.append(f"`{snapshot['cell']}` (earlier run on {_machine_label(earlier.get('machine'))}, commit "
+                     f"{str(earlier.get('commit'))[:12]}; questions scored differently: "
+                     f"{', '.join(changes) or 'none'})")
+    return [f"- Retrained cells: {len(replaced)} cell{'s' * (len(replaced) > 1)} show a rerun that replaced an "
+            "earlier run of the same cell whose checkpoints were lost, so that every student in the tables can be "
+            "pulled from the DVC remote: " + "; ".join(parts) + "."]
+
+
 def _setup_lines(snapshots: list[dict]) -> list[str]:
     """The setup as the runs recorded it; where the runs differ beyond the grid, say so."""
     recorded = [s["params"] for s in snapshots if s.get("params")]
@@ -225,8 +247,36 @@ def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None) -> bool
         log(f"study: pushing {cell.name} to git remote {push!r} and its outputs to the default DVC remote")
         subprocess.run(["dvc", "exp", "push", push, cell.name], check=True)
     elif push:
-        log(f"study: {cell.name} NOT pushed: the rerun differs from the committed snapshot")
+        log(f"study: {cell.name} NOT pushed: the rerun differs from the committed snapshot. If the committed "
+            f"run's checkpoints are lost, make the rerun the cell's run instead: `python -m ragdistill.study adopt "
+            f"{into / (cell.name + '.json')}`, then `dvc exp push {push} {cell.name}`")
     return same
+
+
+def adopt(rerun_path: Path, directory: Path = STUDY) -> Path:
+    """Make a rerun the cell's committed snapshot, recording the run it replaces and how the two differed.
+
+    For a cell whose checkpoints are lost and whose rerun did not reproduce it question for question (say,
+    retrained on another CPU), the rerun is the only run a user can pull, so the report should show it."""
+    rerun = read_json(rerun_path)
+    if "cell" not in rerun or "rows" not in rerun:
+        raise DataError(f"{rerun_path} is not a study snapshot (no 'cell' or 'rows')")
+    parse_cell(rerun["cell"])  # a cell's name, not a path
+    path = directory / f"{rerun['cell']}.json"
+    if not path.exists():
+        raise DataError(f"{path} does not exist: {rerun['cell']} has no committed snapshot to replace")
+    committed = read_json(path)
+    rows = compare(committed, rerun)
+    missing = [row["row"] for row in rows if row["differ"] is None]
+    if missing:
+        raise DataError(f"{rerun_path} and {path} do not hold the same rows ({', '.join(missing)}): not adopted")
+    replaced = {"commit": committed.get("commit"), "machine": committed.get("machine"),
+                "rows": {row["row"]: {"accuracy": row["committed"], "differ": row["differ"], "n": row["n"]}
+                         for row in rows}}
+    write_json(path, {**rerun, "replaces": [*committed.get("replaces", []), replaced]})
+    log(f"study: {path} now holds the rerun from {rerun_path} (the run it replaces is recorded under 'replaces'); "
+        f"questions scored differently: " + ", ".join(f"{row['row']} {row['differ']}" for row in rows))
+    return path
 
 
 def compare(committed: dict, rerun: dict) -> list[dict]:
@@ -490,6 +540,7 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
         _compute_line(snapshots) + " Latency is milliseconds per question at batch 1 on the run's machine, the "
         "teacher's including its retrieval; a student row's latency and memory are the median over its seeds' runs.",
         f"- Commit(s) the runs came from: {', '.join(c[:12] for c in commits)}.",
+        *_replacement_lines(snapshots),
         "- Intervals: 95% percentile bootstrap over questions (accuracy averaged over seeds per question); "
         "differences: paired bootstrap on the same questions, two-sided p-value.", ""]
     for dataset in sorted({s["dataset"] for s in snapshots}):
@@ -570,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     rerun_parser = commands.add_parser("rerun", help="train committed cells again, compare, optionally push")
     rerun_parser.add_argument("cells", nargs="+", help="cell names, e.g. openbookqa-rag-f0.1-s0")
     rerun_parser.add_argument("--into", type=Path, default=RERUNS, help="where the reruns' snapshots go")
+    adopt_parser = commands.add_parser("adopt", help="make a rerun the cell's committed snapshot (its run was lost)")
+    adopt_parser.add_argument("rerun", type=Path, help="the rerun's snapshot, e.g. .cache/study-reruns/<cell>.json")
     rerun_parser.add_argument("--push", metavar="GIT_REMOTE",
                               help="dvc exp push each rerun that reproduced exactly (e.g. origin)")
     report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
@@ -590,6 +643,11 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.CalledProcessError as error:
             raise SystemExit(f"study rerun: `{' '.join(error.cmd)}` failed (exit {error.returncode})") from None
         return 0 if all(reproduced) else 1
+    elif args.command == "adopt":
+        try:
+            adopt(args.rerun)
+        except (DataError, OSError) as error:
+            raise SystemExit(f"study adopt: {error}") from None
     elif args.command == "compare":
         try:
             lines, same = compare_lines(read_json(args.committed), read_json(args.rerun))
