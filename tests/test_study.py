@@ -327,7 +327,7 @@ def test_adopt_makes_a_differing_rerun_the_cells_run_and_the_report_says_what_it
         "finetune": {"accuracy": 0.5, "differ": 0, "n": 40}, "sbs": {"accuracy": 0.5, "differ": 1, "n": 40},
         "teacher-plain": {"accuracy": 0.5, "differ": 0, "n": 40}}}]
     text = build_report([adopted], figures=tmp_path / "figures", report_dir=tmp_path)
-    assert "- Retrained cells: 1 cell show a rerun that replaced an earlier run" in text
+    assert "- Retrained cells (1): a rerun replaced an earlier run of the cell whose checkpoints were lost" in text
     assert "`openbookqa-plain-f0.1-s0` (earlier run on 2 cores of an AMD EPYC (AVX2), no GPU, commit 111111111111; " \
            "questions scored differently: sbs 1 of 40 (50.0 → 52.5%))" in text
     # A rerun that lacks a row, or a cell with nothing committed, is refused and nothing is written.

@@ -153,9 +153,9 @@ def _replacement_lines(snapshots: list[dict]) -> list[str]:
         parts.append(f"`{snapshot['cell']}` (earlier run on {_machine_label(earlier.get('machine'))}, commit "
                      f"{str(earlier.get('commit'))[:12]}; questions scored differently: "
                      f"{', '.join(changes) or 'none'})")
-    return [f"- Retrained cells: {len(replaced)} cell{'s' * (len(replaced) > 1)} show a rerun that replaced an "
-            "earlier run of the same cell whose checkpoints were lost, so that every student in the tables can be "
-            "pulled from the DVC remote: " + "; ".join(parts) + "."]
+    return [f"- Retrained cells ({len(replaced)}): a rerun replaced an earlier run of the cell whose checkpoints "
+            "were lost; the tables show the rerun, whose checkpoints are the ones pushed to the DVC remote: "
+            + "; ".join(parts) + "."]
 
 
 def _setup_lines(snapshots: list[dict]) -> list[str]:
