@@ -621,10 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     rerun_parser = commands.add_parser("rerun", help="train committed cells again, compare, optionally push")
     rerun_parser.add_argument("cells", nargs="+", help="cell names, e.g. openbookqa-rag-f0.1-s0")
     rerun_parser.add_argument("--into", type=Path, default=RERUNS, help="where the reruns' snapshots go")
-    adopt_parser = commands.add_parser("adopt", help="make a rerun the cell's committed snapshot (its run was lost)")
-    adopt_parser.add_argument("rerun", type=Path, help="the rerun's snapshot, e.g. .cache/study-reruns/<cell>.json")
     rerun_parser.add_argument("--push", metavar="GIT_REMOTE",
                               help="dvc exp push each rerun that reproduced exactly (e.g. origin)")
+    adopt_parser = commands.add_parser("adopt", help="make a rerun the cell's committed snapshot (its run was lost)")
+    adopt_parser.add_argument("rerun", type=Path, help="the rerun's snapshot, e.g. .cache/study-reruns/<cell>.json")
     report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
     report_parser.add_argument("--appendix", type=Path, default=paths.REPORTS / "study" / "CONCLUSIONS.md")
     args = parser.parse_args(argv)
