@@ -253,7 +253,7 @@ def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None) -> bool
     return same
 
 
-def adopt(rerun_path: Path, directory: Path = STUDY) -> Path:
+def adopt(rerun_path: Path) -> Path:
     """Make a rerun the cell's committed snapshot, recording the run it replaces and how the two differed.
 
     For a cell whose checkpoints are lost and whose rerun did not reproduce it question for question (say,
@@ -261,10 +261,7 @@ def adopt(rerun_path: Path, directory: Path = STUDY) -> Path:
     rerun = read_json(rerun_path)
     if "cell" not in rerun or "rows" not in rerun:
         raise DataError(f"{rerun_path} is not a study snapshot (no 'cell' or 'rows')")
-    parse_cell(rerun["cell"])  # a cell's name, not a path
-    path = directory / f"{rerun['cell']}.json"
-    if not path.exists():
-        raise DataError(f"{path} does not exist: {rerun['cell']} has no committed snapshot to replace")
+    path = committed_snapshot(parse_cell(rerun["cell"]))  # parse_cell: a cell's name, not a path
     committed = read_json(path)
     rows = compare(committed, rerun)
     missing = [row["row"] for row in rows if row["differ"] is None]
