@@ -8,6 +8,7 @@ wrong secret fails with the server's error; no secret ends up in a committed fil
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -181,3 +182,55 @@ def test_no_secret_is_committed(pushed_repo, s3_server):
     assert s3_server["secret"] not in (repo / "dvc.lock").read_text()
     assert ".dvc/config.local" not in _run(["git", "ls-files"], repo, env)
     assert s3_server["secret"] in (repo / ".dvc" / "config.local").read_text()  # where it does live
+
+
+def test_check_remote_sees_every_checkpoint_on_s3_and_names_the_ones_a_folder_remote_lost(
+        pushed_repo, tmp_path, monkeypatch, capsys):
+    """`study check-remote` from an experiment's ref (made by `dvc exp run`, restored from the run cache):
+    every student checkpoint is on the S3 server; on a folder remote that lost one file of `sbs` and the
+    manifest of `distill`, those two are named, and a cell with no experiment ref here fails too."""
+    from ragdistill import study
+    from ragdistill.io import DataError
+    from ragdistill.remote import locked_outputs, missing_on_remote
+
+    repo, env = pushed_repo
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo)
+    _run(["dvc", "exp", "run", "-n", "svamp-plain-f1-s0"], repo, env)
+    snapshots = tmp_path / "study"
+    snapshots.mkdir()
+    for cell in ("svamp-plain-f1-s0", "svamp-rag-f1-s0"):
+        (snapshots / f"{cell}.json").write_text(json.dumps({"cell": cell, "dataset": "svamp"}))
+    checkpoints = [f"models/svamp/{method}" for method in study.METHODS]
+
+    assert missing_on_remote("HEAD", checkpoints, "team", repo) == []
+    assert study.check_remote("team", snapshots) == ["svamp-rag-f1-s0"]
+    out = capsys.readouterr().out
+    assert "svamp-rag-f1-s0: NO experiment ref" in out and "1 of 2 committed cells" in out
+
+    folder = tmp_path / "folder-remote"
+    _run(["dvc", "remote", "add", "--local", "folder", str(folder)], repo, env)
+    _run(["dvc", "push", "-r", "folder"], repo, env)
+    assert study.check_remote("folder", snapshots) == ["svamp-rag-f1-s0"]
+    objects = folder / "files" / "md5"
+    locked = locked_outputs("HEAD", repo)
+
+    def manifest(method: str) -> Path:
+        oid = locked[f"models/svamp/{method}"]["md5"]
+        return objects / oid[:2] / oid[2:]
+
+    others = {e["md5"] for m in ("finetune", "distill") for e in json.loads(manifest(m).read_text())}
+    only_sbs = next(e["md5"] for e in json.loads(manifest("sbs").read_text()) if e["md5"] not in others)
+    (objects / only_sbs[:2] / only_sbs[2:]).unlink()
+    manifest("distill").unlink()
+    assert missing_on_remote("HEAD", [*checkpoints, "models/svamp/none"], "folder", repo) == \
+        ["models/svamp/distill", "models/svamp/sbs", "models/svamp/none"]
+    assert study.check_remote("folder", snapshots) == ["svamp-plain-f1-s0", "svamp-rag-f1-s0"]
+    assert "svamp-plain-f1-s0: NOT on the remote: models/svamp/distill, models/svamp/sbs" in capsys.readouterr().out
+    root = _run(["git", "rev-list", "--max-parents=0", "HEAD"], repo, env).strip()
+    with pytest.raises(DataError, match="no dvc.lock"):
+        missing_on_remote(root, checkpoints, "folder", repo)

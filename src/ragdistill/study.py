@@ -28,6 +28,8 @@ reproduced the committed snapshot exactly; the way to put a lost cell's checkpoi
 ``adopt .cache/study-reruns/<cell>.json`` makes a rerun that did not reproduce exactly the cell's committed
 snapshot (it records the run it replaces and how the two differed; the report lists such cells), for when
 the committed run's checkpoints are gone and the rerun is the only run that can be pulled.
+``check-remote [--remote NAME]`` says which committed cells' student checkpoints a DVC remote holds in full
+(from each cell's experiment ref in this clone and the remote; nothing is pulled).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ragdistill import paths
 from ragdistill.config import Params, load_params
@@ -251,6 +254,37 @@ def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None) -> bool
             f"run's checkpoints are lost, make the rerun the cell's run instead: `python -m ragdistill.study adopt "
             f"{into / (cell.name + '.json')}`, then `dvc exp push {push} {cell.name}`")
     return same
+
+
+def check_remote(remote: str | None = None, directory: Path = STUDY) -> list[str]:
+    """Per committed cell, whether a DVC remote (default: the default one) holds its students' checkpoints
+    as its experiment's ``dvc.lock`` names them; prints a line per cell and returns the cells that fail."""
+    from ragdistill.remote import default_remote, experiment_refs, missing_on_remote
+
+    snapshots = load_snapshots(directory)
+    if not snapshots:
+        raise DataError(f"{directory}: no committed snapshots to check")
+    where = remote or default_remote()
+    failing = []
+    for snapshot in tqdm(snapshots, desc=f"cells checked on DVC remote {where!r}", unit="cell"):
+        cell = snapshot["cell"]
+        checkpoints = [paths.model_dir(snapshot["dataset"], method).as_posix() for method in METHODS]
+        refs = experiment_refs(cell)
+        # A cell rerun from another baseline has several refs; any one that is whole can be pulled.
+        missing = {ref: missing_on_remote(ref, checkpoints, remote) for ref in refs}
+        whole = [ref for ref, gone in missing.items() if not gone]
+        if whole:
+            tqdm.write(f"{cell}: all {len(checkpoints)} student checkpoints on the remote ({whole[-1]})")
+            continue
+        failing.append(cell)
+        if not refs:
+            tqdm.write(f"{cell}: NO experiment ref in this clone (`git fetch origin 'refs/exps/*:refs/exps/*'` "
+                       "brings those of origin)")
+        for ref, gone in missing.items():
+            tqdm.write(f"{cell}: NOT on the remote: {', '.join(gone)} ({ref})")
+    print(f"{len(snapshots) - len(failing)} of {len(snapshots)} committed cells have every student checkpoint "
+          f"on DVC remote {where!r}" + (f"; missing: {', '.join(failing)}" if failing else ""), flush=True)
+    return failing
 
 
 def adopt(rerun_path: Path) -> Path:
@@ -622,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
                               help="dvc exp push each rerun that reproduced exactly (e.g. origin)")
     adopt_parser = commands.add_parser("adopt", help="make a rerun the cell's committed snapshot (its run was lost)")
     adopt_parser.add_argument("rerun", type=Path, help="the rerun's snapshot, e.g. .cache/study-reruns/<cell>.json")
+    check_parser = commands.add_parser("check-remote", help="which committed cells' checkpoints a DVC remote holds")
+    check_parser.add_argument("--remote", help="a DVC remote's name (default: the repository's default remote)")
     report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
     report_parser.add_argument("--appendix", type=Path, default=paths.REPORTS / "study" / "CONCLUSIONS.md")
     args = parser.parse_args(argv)
@@ -645,6 +681,13 @@ def main(argv: list[str] | None = None) -> int:
             adopt(args.rerun)
         except (DataError, OSError) as error:
             raise SystemExit(f"study adopt: {error}") from None
+    elif args.command == "check-remote":
+        from dvc.exceptions import DvcException
+
+        try:
+            return 1 if check_remote(args.remote) else 0
+        except (DataError, OSError, subprocess.CalledProcessError, DvcException) as error:
+            raise SystemExit(f"study check-remote: {error}") from None
     elif args.command == "compare":
         try:
             lines, same = compare_lines(read_json(args.committed), read_json(args.rerun))
