@@ -16,12 +16,15 @@ import yaml
 from ragdistill.io import DataError
 
 
-def experiment_refs(name: str, root: Path = Path(".")) -> list[str]:
-    """The git refs of the DVC experiments called ``name`` (``refs/exps/<baseline>/<name>``), oldest baseline
-    first. Only refs in this clone: ``git fetch origin 'refs/exps/*:refs/exps/*'`` brings a remote's."""
+def experiment_refs(root: Path = Path(".")) -> dict[str, list[str]]:
+    """Experiment name -> the git refs of the DVC experiments of that name (``refs/exps/<baseline>/<name>``),
+    oldest first. Only refs in this clone: ``git fetch origin 'refs/exps/*:refs/exps/*'`` brings a remote's."""
     listed = subprocess.run(["git", "for-each-ref", "--sort=committerdate", "--format=%(refname)", "refs/exps"],
                             cwd=root, capture_output=True, text=True, check=True).stdout.split()
-    return [ref for ref in listed if ref.rsplit("/", 1)[-1] == name]
+    refs: dict[str, list[str]] = {}
+    for ref in listed:
+        refs.setdefault(ref.rsplit("/", 1)[-1], []).append(ref)
+    return refs
 
 
 def locked_outputs(rev: str, root: Path = Path(".")) -> dict[str, dict]:

@@ -265,11 +265,12 @@ def check_remote(remote: str | None = None, directory: Path = STUDY) -> list[str
     if not snapshots:
         raise DataError(f"{directory}: no committed snapshots to check")
     where = remote or default_remote()
+    refs_by_cell = experiment_refs()  # one git call for every cell
     failing = []
     for snapshot in tqdm(snapshots, desc=f"cells checked on DVC remote {where!r}", unit="cell"):
         cell = snapshot["cell"]
         checkpoints = [paths.model_dir(snapshot["dataset"], method).as_posix() for method in METHODS]
-        refs = experiment_refs(cell)
+        refs = refs_by_cell.get(cell, [])
         # A cell rerun from another baseline has several refs; any one that is whole can be pulled.
         missing = {ref: missing_on_remote(ref, checkpoints, remote) for ref in refs}
         whole = [ref for ref, gone in missing.items() if not gone]
