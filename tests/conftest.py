@@ -34,6 +34,11 @@ torch.set_num_threads(int(os.environ.get("RAGDISTILL_TEST_THREADS", "2")))
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The llama.cpp build's tests first: a broken native build then shows as one clear failure at the top.
+    items.sort(key=lambda item: item.path.name != "test_llama_build.py")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tmp_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RAGDISTILL_CACHE points at a session temporary folder (the tiny models are built there once)."""
@@ -94,6 +99,29 @@ def sharp_llama(tmp_cache):
 @pytest.fixture(scope="session")
 def sharp_t5(tmp_cache):
     return _sharpened("tiny-t5")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(tmp_cache) -> Path:
+    """The SmolLM2 GGUF, once llama.cpp has loaded it and decoded a few tokens in a child process.
+
+    A broken llama.cpp build dies in native code (SIGSEGV), which would kill pytest with every test after it;
+    probed in a child, it fails each test that needs llama.cpp with the cause instead (the result, failure
+    included, is computed once per session). Skips where llama.cpp or the model package is missing."""
+    pytest.importorskip("llama_cpp")
+    from ragdistill import zoo
+    from ragdistill.teachers import TeacherError
+    from ragdistill.teachers.llama_build import smoke_test
+
+    try:
+        model = zoo.smollm2_gguf()
+    except zoo.ZooError as err:
+        pytest.skip(str(err))
+    try:
+        smoke_test(model)
+    except TeacherError as err:
+        pytest.fail(str(err), pytrace=False)
+    return model
 
 
 _QUESTIONS = [

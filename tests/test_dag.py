@@ -101,10 +101,9 @@ def test_exp_run_with_a_set_param(tiny_repo):
     assert json.loads(diff) is not None
 
 
-def test_rag_teacher_experiment(tiny_repo):
+def test_rag_teacher_experiment(tiny_repo, smollm2_gguf):
     """`dvc exp run -S teacher=rag` on OpenBookQA: a real retriever (MiniLM over the open book) and a real
     LLM teacher (the 135M GGUF through llama.cpp) annotate, then the students train on the annotations."""
-    pytest.importorskip("llama_cpp")
     repo, env = tiny_repo
     out = _run(["dvc", "exp", "run", "-S", "teacher=rag", "-S", "datasets=[openbookqa]", "-n", "obqa-rag"], repo, env)
     assert {"retrieve@openbookqa", "annotate-teacher@openbookqa", "train-sbs@openbookqa"} <= _ran_stages(out)
@@ -131,11 +130,10 @@ def test_rag_teacher_experiment(tiny_repo):
     _run(["dvc", "exp", "apply", "obqa-rag"], repo, env)  # the next test starts from the RAG experiment
 
 
-def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo):
+def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo, smollm2_gguf):
     """A fresh clone has the published annotations but no reply cache: forced to rerun, the teacher stage
     rebuilds the same file from it without loading the model. Then a grid cell with students that read
     evidence runs through the study driver, which collects it and writes the report."""
-    pytest.importorskip("llama_cpp")
     repo, env = tiny_repo
     published = repo / "data/annotations/openbookqa-rag.jsonl"
     before = published.read_bytes()

@@ -33,17 +33,6 @@ from ragdistill.teachers.server import start_llama_server, stop_server
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _smollm2() -> Path:
-    """The SmolLM2 GGUF teacher, or skip where llama.cpp or the model package is missing."""
-    pytest.importorskip("llama_cpp")
-    from ragdistill import zoo
-
-    try:
-        return zoo.smollm2_gguf()
-    except zoo.ZooError as err:
-        pytest.skip(str(err))
-
-
 def _scratch(folder: Path, overrides: dict) -> Path:
     """A scratch pipeline directory: the repository's params.yaml with the tiny profile and ``overrides``."""
     folder.mkdir(parents=True)
@@ -100,8 +89,7 @@ QUESTIONS = 24 + 8
 
 
 def test_annotate_stage_killed_and_restarted_matches_uninterrupted(tmp_path: Path, data_root: Path,
-                                                                   tmp_cache: Path) -> None:
-    _smollm2()
+                                                                   tmp_cache: Path, smollm2_gguf: Path) -> None:
     env = _stage_env(data_root, tmp_cache)
     # One llama.cpp thread: with two, a thread descheduled by other load stalls every barrier of the other.
     base = _scratch(tmp_path / "base", {"datasets": [DATASET], "teacher": TEACHER, "teacher_model": {"threads": 1}})
@@ -197,8 +185,8 @@ def _http_teacher(base_url: str) -> OpenAITeacher:
     return OpenAITeacher("smollm2", base_url=base_url, concurrency=2, timeout=30, max_retries=1, backoff=0.05)
 
 
-def test_http_teacher_survives_server_restart(tmp_path: Path, tiny_examples: Callable[..., list[Example]]) -> None:
-    model = _smollm2()
+def test_http_teacher_survives_server_restart(tmp_path: Path, tiny_examples: Callable[..., list[Example]],
+                                              smollm2_gguf: Path) -> None:
     examples = tiny_examples(6)
     for example in examples:
         example.rationale = example.teacher_label = None
@@ -206,7 +194,7 @@ def test_http_teacher_survives_server_restart(tmp_path: Path, tiny_examples: Cal
     cache_file = tmp_path / "replies.jsonl"
     kill_after = 2
 
-    first, first_url = _serve(model, tmp_path / "first.log")
+    first, first_url = _serve(smollm2_gguf, tmp_path / "first.log")
     stop = threading.Event()
     killer = threading.Thread(target=_kill_when_saved, args=(cache_file, kill_after, first, stop), daemon=True)
     killer.start()
@@ -227,7 +215,7 @@ def test_http_teacher_survives_server_restart(tmp_path: Path, tiny_examples: Cal
     assert found[2] == str(cache_file) and kill_after <= saved < len(examples), message
     assert len(AnnotationCache(cache_file)) == saved == _newlines(cache_file)
 
-    second, second_url = _serve(model, tmp_path / "second.log")  # another port: the new URL is passed in
+    second, second_url = _serve(smollm2_gguf, tmp_path / "second.log")  # another port: the new URL is passed in
     try:
         resumed, stats = annotate(examples, _http_teacher(second_url), settings, [], None,
                                   AnnotationCache(cache_file), batch_size=len(examples), progress=False)

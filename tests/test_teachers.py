@@ -357,23 +357,16 @@ def test_http_fails_fast_on_a_bad_key_without_showing_it(scripted_server, monkey
 
 # -- a real OpenAI-compatible server: llama.cpp serving SmolLM2 -------------------------------------------
 
-def _start_llama_server(log: Path) -> tuple[subprocess.Popen, str]:
-    pytest.importorskip("llama_cpp")
+def _start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
     pytest.importorskip("uvicorn", reason="needs llama-cpp-python[server]")
-    from ragdistill import zoo
-
-    try:
-        model = zoo.smollm2_gguf()
-    except zoo.ZooError as err:
-        pytest.skip(str(err))
     try:
         return start_llama_server(model, log, alias="smollm2", n_ctx=1024, threads=2, timeout=60)
     except TeacherError as err:
         pytest.fail(str(err))
 
 
-def test_http_teacher_against_llama_cpp_server(tmp_path, tiny_examples):
-    process, base = _start_llama_server(tmp_path / "server.log")
+def test_http_teacher_against_llama_cpp_server(tmp_path, tiny_examples, smollm2_gguf):
+    process, base = _start_llama_server(smollm2_gguf, tmp_path / "server.log")
     try:
         teacher = OpenAITeacher("smollm2", base_url=base, concurrency=2, max_retries=1, backoff=0.1)
         cache = AnnotationCache(tmp_path / "c.jsonl")
@@ -403,8 +396,8 @@ class _KillingCache(AnnotationCache):
             self.process = None
 
 
-def test_http_teacher_server_killed_mid_run(tmp_path, tiny_examples):
-    process, base = _start_llama_server(tmp_path / "server.log")
+def test_http_teacher_server_killed_mid_run(tmp_path, tiny_examples, smollm2_gguf):
+    process, base = _start_llama_server(smollm2_gguf, tmp_path / "server.log")
     examples, demos, settings = tiny_examples(5), _demos(tiny_examples), DecodingSettings(max_new_tokens=16)
     cache = _KillingCache(tmp_path / "c.jsonl")
     cache.process = process
@@ -428,15 +421,9 @@ def test_http_teacher_server_killed_mid_run(tmp_path, tiny_examples):
 
 # -- in-process backends ---------------------------------------------------------------------------------
 
-def test_llama_cpp_in_process_with_and_without_prefix_reuse(tiny_examples):
-    pytest.importorskip("llama_cpp")
-    from ragdistill import zoo
+def test_llama_cpp_in_process_with_and_without_prefix_reuse(tiny_examples, smollm2_gguf):
     from ragdistill.teachers.llama_cpp import LlamaCppTeacher
 
-    try:
-        zoo.smollm2_gguf()
-    except zoo.ZooError as err:
-        pytest.skip(str(err))
     prompts = [build_prompt(e, _demos(tiny_examples), None) for e in tiny_examples(2)]
     settings = DecodingSettings(max_new_tokens=12)
     with LlamaCppTeacher("smollm2-135m-instruct", n_ctx=1024, reuse_prefix=True) as teacher:
@@ -453,17 +440,11 @@ def test_llama_cpp_in_process_with_and_without_prefix_reuse(tiny_examples):
     # kernels are not batch-invariant, so a near-tie in greedy decoding may flip (1 of 12 in the benchmark).
 
 
-def test_llama_cpp_saves_each_reply_as_it_arrives(tmp_path, tiny_examples):
+def test_llama_cpp_saves_each_reply_as_it_arrives(tmp_path, tiny_examples, smollm2_gguf):
     """A batch of 8 prompts reaches the cache one reply at a time, so a kill loses at most the reply in
     progress (the cache is watched while a real llama.cpp model answers)."""
-    pytest.importorskip("llama_cpp")
-    from ragdistill import zoo
     from ragdistill.teachers.llama_cpp import LlamaCppTeacher
 
-    try:
-        zoo.smollm2_gguf()
-    except zoo.ZooError as err:
-        pytest.skip(str(err))
     examples = tiny_examples(4)
     cache = AnnotationCache(tmp_path / "cache.jsonl")
     counts, finished, failures = set(), threading.Event(), []

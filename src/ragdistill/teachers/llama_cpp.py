@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ragdistill.teachers.base import Completion, DecodingSettings, Message, Teacher, TeacherError
+from ragdistill.teachers.llama_build import check_installed
 from ragdistill.zoo import resolve_teacher_model
 
 
@@ -30,7 +31,8 @@ class LlamaCppTeacher(Teacher):
         try:
             import llama_cpp
         except ModuleNotFoundError:
-            raise TeacherError("the llama_cpp teacher needs `pip install llama-cpp-python==0.3.36`") from None
+            raise TeacherError("the llama_cpp teacher needs llama-cpp-python: `make install`") from None
+        check_installed()  # a known native crash would kill the process with no message
         path = resolve_teacher_model(model)
         if not Path(path).is_file():
             raise TeacherError(f"{path}: no such GGUF file (give a zoo teacher name or a .gguf path)")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ragdistill.teachers.base import TeacherError
+from ragdistill.teachers.llama_build import check_installed, explain_exit
 
 
 def free_port() -> int:
@@ -26,6 +27,7 @@ def start_llama_server(model: str | Path, log: str | Path, alias: str = "teacher
     Raises TeacherError (with the log's tail) if it exits or does not answer within ``timeout`` seconds."""
     import requests
 
+    check_installed()
     port = free_port()
     with open(log, "wb") as output:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
@@ -36,7 +38,7 @@ def start_llama_server(model: str | Path, log: str | Path, alias: str = "teacher
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise TeacherError(f"llama_cpp.server exited with {process.returncode}:\n{_tail(log)}")
+            raise TeacherError(f"llama_cpp.server {explain_exit(process.returncode)}:\n{_tail(log)}")
         try:
             if requests.get(f"{base}/models", timeout=1).status_code == 200:
                 return process, base
