@@ -12,6 +12,7 @@ from ragdistill.config import ConfigError, validate
 from ragdistill.data.example import Example
 from ragdistill.data.split import with_evidence
 from ragdistill.io import DataError, read_jsonl, write_jsonl
+from ragdistill.pipeline.annotate_teacher import annotation_record
 from ragdistill.study import (
     VARIANTS,
     Cell,
@@ -26,12 +27,14 @@ from ragdistill.study import (
     table_rows,
     verdict,
 )
+from ragdistill.study.snapshots import _params_snapshot
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher, TeacherError, teacher_model_id
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
 from ragdistill.teachers.prompts import build_prompt, prompt_hash
-from ragdistill.teachers.stage import annotation_record
 
+# A machine a run did not record, as its snapshot holds it: what the report stated of such runs.
+UNRECORDED_MACHINE = {"cpu": "AMD EPYC (AVX2)", "cores": 2, "gpu": None, "recorded": False}
 # A port nothing listens on: a teacher that is actually asked fails at once.
 UNREACHABLE = {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "RAGDISTILL_TEST_KEY",
                "concurrency": 1, "max_retries": 0, "timeout": 2.0}
@@ -124,10 +127,13 @@ def _snapshot(variant: str, seed: int, accuracies: dict[str, list[int]], latency
         rows[name] = {"accuracy": sum(correct) / len(correct), "ci_low": 0.0, "ci_high": 1.0, "n": len(correct),
                       "cost": {"latency_s": 2.0 if name.startswith("teacher") else latency, "params": 135e6,
                                "peak_rss_mb": 900.0},
+                      "device": None if name.startswith("teacher") else "cpu",
                       "correct": {f"q{i:03d}": c for i, c in enumerate(correct)}}
     return {"cell": Cell("openbookqa", variant, 0.1, seed).name, "dataset": "openbookqa", "variant": variant,
             "teacher": teacher, "student_evidence": evidence, "fraction": 0.1, "seed": seed, "train_examples": 50,
-            "eval_examples": 40, "commit": "abc123def4567890", "overrides": [], "rows": rows}
+            "eval_examples": 40, "commit": "abc123def4567890", "overrides": [], "rows": rows,
+            "params": json.loads(json.dumps(_params_snapshot(validate({"train": {"seed": seed}})))),
+            "machine": dict(UNRECORDED_MACHINE)}
 
 
 def test_report_tables_pair_the_same_questions_and_say_when_nothing_is_decided(tmp_path):
@@ -160,8 +166,6 @@ def test_report_tables_pair_the_same_questions_and_say_when_nothing_is_decided(t
 def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     from dataclasses import asdict
 
-    from ragdistill.study import _params_snapshot
-
     def with_params(seed: int, **changes) -> dict:
         recorded = json.loads(json.dumps(_params_snapshot(validate({"train": {"seed": seed}}))))
         for key, value in changes.items():
@@ -171,7 +175,6 @@ def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
                                             "sbs": [1, 0]}), "params": recorded}
 
     older = with_params(0)
-    del older["params"]["eval"]["device"]  # recorded before eval.device existed: the default, auto
     warning = "differ in parameters beyond the grid"
     assert asdict(validate({}).eval)["device"] == "auto"
     assert warning not in build_report([older, with_params(1)], figures=tmp_path)
@@ -181,7 +184,7 @@ def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     on_gpu = with_params(1)
     on_gpu["rows"]["sbs"]["device"] = "cuda"
     assert "evaluated on cpu and cuda." in build_report([older, on_gpu], figures=tmp_path)
-    on_gpu["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 16, "gpu": "NVIDIA H200"}
+    on_gpu["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 16, "gpu": "NVIDIA H200", "recorded": True}
     text = build_report([older, with_params(2), on_gpu], figures=tmp_path)
     assert ("- Compute: 2 cores of an AMD EPYC (AVX2), no GPU (not recorded in the snapshot; as this report "
             "stated then): 2 runs; 16 cores of an Intel(R) Xeon(R) Processor, GPU NVIDIA H200: 1 run.") in text
@@ -194,7 +197,7 @@ def test_a_table_whose_runs_span_machines_says_which_machine_ran_what(tmp_path):
     assert machine_note(table_rows(cells, "openbookqa", 0.1)) is None  # one machine (unrecorded): no note
     assert "more than one machine" not in build_report(cells, figures=tmp_path)
     for cell in cells[2:]:  # the evidence cells ran elsewhere
-        cell["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "gpu": None}
+        cell["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "gpu": None, "recorded": True}
     note = machine_note(table_rows(cells, "openbookqa", 0.1))
     assert note == ("Student runs of this table come from more than one machine, so compare their latencies only "
                     "within one machine: on 2 cores of an AMD EPYC (AVX2), no GPU: seeds 0, 1 of finetune, "
@@ -323,7 +326,7 @@ def test_adopt_makes_a_differing_rerun_the_cells_run_and_the_report_says_what_it
     assert main(["adopt", "rerun.json"]) == 0
     adopted = json.loads((study / f"{committed['cell']}.json").read_text())
     assert adopted["commit"] == "2222222222222222" and adopted["rows"]["sbs"]["accuracy"] == 21 / 40
-    assert adopted["replaces"] == [{"commit": "1111111111111111", "machine": None, "rows": {
+    assert adopted["replaces"] == [{"commit": "1111111111111111", "machine": UNRECORDED_MACHINE, "rows": {
         "finetune": {"accuracy": 0.5, "differ": 0, "n": 40}, "sbs": {"accuracy": 0.5, "differ": 1, "n": 40},
         "teacher-plain": {"accuracy": 0.5, "differ": 0, "n": 40}}}]
     text = build_report([adopted], figures=tmp_path / "figures", report_dir=tmp_path)

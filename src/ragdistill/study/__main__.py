@@ -1,0 +1,5 @@
+import sys
+
+from ragdistill.study.cli import main
+
+sys.exit(main())

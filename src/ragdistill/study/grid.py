@@ -1,0 +1,46 @@
+"""The grid's cells: what each one sets in ``params.yaml``, its ``dvc exp run`` command, and its name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Grid variants: the teacher, and whether the student reads evidence too.
+VARIANTS = {"plain": ("plain", False), "rag": ("rag", False), "rag-student-evidence": ("rag", True)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    variant: str
+    fraction: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.variant}-f{self.fraction:g}-s{self.seed}"
+
+    def overrides(self) -> list[str]:
+        teacher, evidence = VARIANTS[self.variant]
+        return [f"datasets=[{self.dataset}]", f"teacher={teacher}", f"split.fraction.{self.dataset}={self.fraction}",
+                f"train.seed={self.seed}", f"split.student_evidence={str(evidence).lower()}"]
+
+    def command(self, queue: bool = False) -> list[str]:
+        sets = [arg for override in self.overrides() for arg in ("-S", override)]
+        return ["dvc", "exp", "run", "-n", self.name, *sets, *(["--queue"] if queue else [])]
+
+
+def grid(dataset: str, fractions: list[float], seeds: list[int], variants: list[str]) -> list[Cell]:
+    return [Cell(dataset, v, f, s) for f in fractions for s in seeds for v in variants]
+
+
+def parse_cell(name: str) -> Cell:
+    """The cell a name like ``openbookqa-rag-student-evidence-f0.1-s0`` stands for."""
+    try:
+        head, fraction, seed = name.rsplit("-", 2)
+        dataset, variant = head.split("-", 1)
+        if variant not in VARIANTS or not fraction.startswith("f") or not seed.startswith("s"):
+            raise ValueError
+        return Cell(dataset, variant, float(fraction[1:]), int(seed[1:]))
+    except ValueError:
+        expected = f"<dataset>-<{'|'.join(VARIANTS)}>-f<fraction>-s<seed>"
+        raise SystemExit(f"not a cell name: {name!r} (expected {expected})") from None
