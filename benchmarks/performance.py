@@ -405,8 +405,8 @@ def _worker(kind: str, n: int, student_dir: str | None) -> dict:
                 latencies.append(time.perf_counter() - start)
         extra = {"model": source, "params": sum(p.numel() for p in student.model.parameters())}
     else:
+        from ragdistill.registry import QUERIES, load
         from ragdistill.retrieval import build_retriever
-        from ragdistill.retrieval.run import QUERIES
         from ragdistill.teachers import DecodingSettings, build_prompt
         from ragdistill.teachers.demonstrations import pick_demonstrations
         from ragdistill.teachers.llama_cpp import LlamaCppTeacher
@@ -424,7 +424,7 @@ def _worker(kind: str, n: int, student_dir: str | None) -> dict:
             start = time.perf_counter()
             evidence = None
             if retriever is not None:
-                hits = retriever.search([QUERIES[params.retrieval.query](question)], params.retrieval.k)[0]
+                hits = retriever.search([load(QUERIES[params.retrieval.query])(question)], params.retrieval.k)[0]
                 evidence = [h.text for h in hits]
                 took = time.perf_counter() - start
             teacher.complete([build_prompt(question, demos, evidence)], settings)
@@ -566,13 +566,10 @@ def render() -> str:
             out += [f"After `{change}`, `dvc repro` reruns {len(stages)} of {p['all_stages']} stages (those "
                     "`dvc status` reports changed, and everything downstream of them in `dvc dag`): "
                     + ", ".join(f"`{s}`" for s in stages) + ".", ""]
-        if any(s.startswith("train-baseline") for stages in p["rerun_after_change"].values() for s in stages):
-            out += ["(Measured before `train-baseline` became `train-finetune` and `train-distill`; rerun "
-                    "`--parts pipeline` once `dvc repro` has brought the workspace up to date.)", ""]
         out += ["These lists come from `dvc status` and `dvc dag`, before anything runs, so they are upper bounds. "
                 "After a change of `teacher`, DVC skips at run time the finetune student's stages "
-                "(`train-finetune@*`, `evaluate@*-finetune`, `cost@*-finetune`): `split` writes their inputs, "
-                "`train-gold.jsonl` and `eval.jsonl`, without teacher outputs, so they come out byte-identical. "
+                "(`train-baseline@*-finetune`, `evaluate@*-finetune`, `cost@*-finetune`): `split` writes their inputs, "
+                "`train-finetune.jsonl` and `eval.jsonl`, without teacher outputs, so they come out byte-identical. "
                 "`tests/test_dag.py::test_rag_teacher_experiment` checks this on a real `dvc exp run -S teacher=plain` "
                 "after `-S teacher=rag`.", ""]
     if "deployment" in parts:

@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     from ragdistill.data.registry import load_dataset
     from ragdistill.evaluation.retrieval_metrics import recall_at_k
     from ragdistill.io import write_json, write_text
+    from ragdistill.registry import QUERIES, load
     from ragdistill.retrieval import build_retriever
-    from ragdistill.retrieval.run import QUERIES
 
     root = Path(args.data_root)
     book = load_openbook(root)
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
             row: dict = {"method": method, "query": query_name, "config": f"{method} / {query_name}"}
             searched, seconds = 0, 0.0
             for split, examples in questions.items():
-                queries = [QUERIES[query_name](e) for e in examples]
+                query_fn = load(QUERIES[query_name])
+                queries = [query_fn(e) for e in examples]
                 t0 = time.perf_counter()
                 hits = retriever.search(queries, k_max)
                 seconds += time.perf_counter() - t0

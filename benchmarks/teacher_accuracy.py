@@ -22,14 +22,14 @@ from ragdistill.data.corpora import build_corpus, self_exclusion
 from ragdistill.data.registry import load_dataset, resolve_data_root, task_kind
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct, paired_bootstrap
 from ragdistill.io import write_json, write_text
+from ragdistill.pipeline.annotate_teacher import remember_footprint, teacher_kwargs
+from ragdistill.registry import QUERIES, load
 from ragdistill.retrieval import build_retriever
-from ragdistill.retrieval.run import QUERIES, retrieve_for_examples
-from ragdistill.retrieval.stage import DEFAULT_CORPUS
+from ragdistill.retrieval.run import retrieve_for_examples
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, build_teacher
 from ragdistill.teachers.cache import AnnotationCache
 from ragdistill.teachers.demonstrations import pick_demonstrations
-from ragdistill.teachers.stage import remember_footprint, teacher_kwargs
 
 
 def main() -> None:
@@ -42,10 +42,10 @@ def main() -> None:
     root = resolve_data_root(params.data.root)
     train = load_dataset(args.dataset, root, "train")
     questions = load_dataset(args.dataset, root, "eval")[: args.n]
-    corpus = params.retrieval.corpus.get(args.dataset, DEFAULT_CORPUS.get(args.dataset, "solved_examples"))
+    corpus = params.corpus(args.dataset)
     passages = build_corpus(corpus, root=root, examples=train)
     rows = retrieve_for_examples(questions, passages, build_retriever(params.retrieval.method), params.retrieval.k,
-                                 self_exclusion(passages), QUERIES[params.retrieval.query])
+                                 self_exclusion(passages), load(QUERIES[params.retrieval.query]))
     evidence = {row["id"]: row["passages"] for row in rows}
     demonstrations = pick_demonstrations(args.dataset, train, params.teacher_model.demonstrations)
     settings = DecodingSettings(max_new_tokens=params.teacher_model.max_new_tokens)

@@ -2,10 +2,10 @@
 
 import argparse
 
-from ragdistill.config import load_params
-from ragdistill.teachers.stage import annotate_teacher
+from ragdistill.config import stage_params
+from ragdistill.pipeline.annotate_teacher import run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
 args = parser.parse_args()
-annotate_teacher(load_params(), args.dataset)
+run(stage_params(), args.dataset)

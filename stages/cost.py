@@ -2,11 +2,11 @@
 
 import argparse
 
-from ragdistill.config import load_params
-from ragdistill.evaluation.cost import student_cost
+from ragdistill.config import stage_params
+from ragdistill.pipeline.cost import run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
 parser.add_argument("--method", required=True)
 args = parser.parse_args()
-student_cost(load_params(), args.dataset, args.method)
+run(stage_params(), args.dataset, args.method)

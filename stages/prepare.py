@@ -2,10 +2,10 @@
 
 import argparse
 
-from ragdistill.config import load_params
-from ragdistill.data.prepare import prepare
+from ragdistill.config import stage_params
+from ragdistill.pipeline.prepare import run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
 args = parser.parse_args()
-prepare(load_params(), args.dataset)
+run(stage_params(), args.dataset)

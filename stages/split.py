@@ -2,10 +2,10 @@
 
 import argparse
 
-from ragdistill.config import load_params
-from ragdistill.data.split import split
+from ragdistill.config import stage_params
+from ragdistill.pipeline.split import run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
 args = parser.parse_args()
-split(load_params(), args.dataset)
+run(stage_params(), args.dataset)

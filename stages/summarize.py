@@ -1,6 +1,6 @@
 """Stage summarize: one metrics file for `dvc metrics`, the full table, and the plot data."""
 
-from ragdistill.config import METHODS, load_params
-from ragdistill.evaluation.summary import summarize
+from ragdistill.config import stage_params
+from ragdistill.pipeline.summarize import run
 
-summarize(load_params(), list(METHODS))
+run(stage_params())

@@ -1,13 +1,14 @@
-"""Stages train-finetune and train-distill: standard finetuning (gold labels) or standard distillation
+"""Stage train-baseline: standard finetuning (gold labels) or standard distillation
 (teacher labels)."""
 
 import argparse
 
-from ragdistill.config import load_params
-from ragdistill.students.run import train
+from ragdistill.config import METHODS, stage_params
+from ragdistill.pipeline.train import run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
-parser.add_argument("--method", required=True, choices=["finetune", "distill"])
+baselines = [name for name, method in METHODS.items() if method.stage == "train-baseline"]
+parser.add_argument("--method", required=True, choices=baselines)
 args = parser.parse_args()
-train(load_params(), args.dataset, args.method)
+run(stage_params(), args.dataset, args.method)

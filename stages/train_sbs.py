@@ -2,10 +2,10 @@
 
 import argparse
 
-from ragdistill.config import load_params
-from ragdistill.students.run import train
+from ragdistill.config import stage_params
+from ragdistill.pipeline.train import run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
 args = parser.parse_args()
-train(load_params(), args.dataset, "sbs")
+run(stage_params(), args.dataset, "sbs")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,30 @@ def test_max_train_must_be_an_integer(raw):
     raw["data"]["max_train"] = "ten"
     with pytest.raises(ConfigError, match="data.max_train"):
         validate(raw)
+
+
+def test_every_bad_key_is_named_at_once(raw):
+    raw["teacher"] = "ragg"
+    raw["train"]["alpha"] = 1.5
+    raw["train"]["learning_rate"] = 1e-4
+    raw["eval"]["scoring"] = "vibes"
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    message = str(info.value)
+    assert message.startswith("params.yaml: 4 problems:")
+    for named in ("teacher = 'ragg'", "train.alpha = 1.5", "unknown key train.learning_rate", "eval.scoring"):
+        assert named in message, message
+
+
+def test_a_stage_with_bad_params_names_every_key_without_a_traceback(tmp_path, raw):
+    """A stage script run as DVC runs it: exit status 2 and one message, before any data or model loads."""
+    raw["teacher"] = "ragg"
+    raw["train"]["alpha"] = 1.5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    script = PARAMS_FILE.parent / "stages" / "train_sbs.py"
+    done = subprocess.run([sys.executable, str(script), "--dataset", "svamp"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "teacher = 'ragg'" in done.stderr and "train.alpha = 1.5" in done.stderr
+    assert not (tmp_path / "models").exists()

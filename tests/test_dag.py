@@ -85,7 +85,7 @@ def test_changing_alpha_reruns_only_sbs(tiny_repo):
         (repo / "params.yaml").write_text(params)
     # train.alpha is a parameter of the sbs students only: the baselines and the data stages stay.
     assert {"train-sbs@svamp", "train-sbs@cqa", "evaluate@svamp-sbs", "evaluate@cqa-sbs"} <= ran
-    assert not any(s.startswith(("prepare", "split", "train-finetune", "train-distill", "evaluate@svamp-f",
+    assert not any(s.startswith(("prepare", "split", "train-baseline", "evaluate@svamp-f",
                                  "evaluate@cqa-d"))
                    for s in ran), ran
 
@@ -124,9 +124,10 @@ def test_rag_teacher_experiment(tiny_repo, smollm2_gguf):
     out = _run(["dvc", "exp", "run", "-S", "teacher=plain", "-S", "datasets=[openbookqa]", "-n", "obqa-plain"],
                repo, env)
     ran = _ran_stages(out)
-    assert {"annotate-teacher@openbookqa", "split@openbookqa", "train-distill@openbookqa",
+    assert {"annotate-teacher@openbookqa", "split@openbookqa", "train-baseline@openbookqa-distill",
             "train-sbs@openbookqa", "evaluate@openbookqa-sbs"} <= ran, ran
-    assert not {"train-finetune@openbookqa", "evaluate@openbookqa-finetune", "cost@openbookqa-finetune"} & ran, ran
+    finetune = {"train-baseline@openbookqa-finetune", "evaluate@openbookqa-finetune", "cost@openbookqa-finetune"}
+    assert not finetune & ran, ran
     _run(["dvc", "exp", "apply", "obqa-rag"], repo, env)  # the next test starts from the RAG experiment
 
 
@@ -144,7 +145,7 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo,
     out = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
                 "--variants", "rag-student-evidence"], repo, env)
     assert {"split@openbookqa", "train-sbs@openbookqa", "cost@openbookqa-sbs"} <= _ran_stages(out)
-    train = [json.loads(line) for line in (repo / "data/splits/openbookqa/train.jsonl").read_text().splitlines()]
+    train = [json.loads(line) for line in (repo / "data/splits/openbookqa/train-sbs.jsonl").read_text().splitlines()]
     assert all(row["input"].startswith("Evidence:\n- ") for row in train)
     snapshot = json.loads((repo / "reports/study/openbookqa-rag-student-evidence-f0.5-s0.json").read_text())
     assert snapshot["student_evidence"] and set(snapshot["rows"]) == {"teacher-rag", "finetune", "distill", "sbs"}
@@ -162,7 +163,7 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo,
     _run(["git", "remote", "add", "origin", str(origin)], repo, env)
     _run(["dvc", "remote", "add", "--local", "-d", "store", str(store)], repo, env)
     out = _run([sys.executable, "-m", "ragdistill.study", "rerun", cell, "--push", "origin"], repo, env)
-    assert {"train-finetune@openbookqa", "train-sbs@openbookqa"} <= _ran_stages(out), out
+    assert {"train-baseline@openbookqa-finetune", "train-sbs@openbookqa"} <= _ran_stages(out), out
     assert "reproduced: every row scored every question as committed" in out and "0 of 24 questions" in out
     assert (repo / f"reports/study/{cell}.json").read_bytes() == committed
     assert json.loads((repo / f".cache/study-reruns/{cell}.json").read_text())["cell"] == cell

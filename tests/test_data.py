@@ -368,7 +368,7 @@ def test_jsonl_round_trip_with_unicode_line_separators(tmp_path):
 
 def test_prepared_output_does_not_depend_on_how_the_data_directory_is_spelled(tmp_path, monkeypatch):
     from ragdistill.config import validate
-    from ragdistill.data.prepare import prepare
+    from ragdistill.pipeline.prepare import run as prepare
 
     data = tmp_path / "data"
     _write_cqa(data, [json.dumps(_cqa_row(i)) for i in range(3)])

@@ -41,8 +41,8 @@ def sqa(sqa_root):
 
 
 def test_registry_entries():
-    assert DATASETS["openbookqa"][1] == {"train": "train", "eval": "dev"}
-    assert DATASETS["strategyqa"][1] == {"train": "train", "eval": "eval"}
+    assert DATASETS["openbookqa"].splits == {"train": "train", "eval": "dev"}
+    assert DATASETS["strategyqa"].splits == {"train": "train", "eval": "eval"}
     assert task_kind("openbookqa") == task_kind("strategyqa") == "choice"
 
 

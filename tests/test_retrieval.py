@@ -216,7 +216,7 @@ def test_solved_examples_memory(tiny_examples):
     assert self_exclusion(memory)(examples[0]) == {"tiny-0"}
     assert set(CORPORA) == {"openbook", "strategyqa_facts", "solved_examples"}
     assert [p.id for p in build_corpus("solved_examples", examples=examples)] == ["tiny-0", "tiny-1", "tiny-2"]
-    with pytest.raises(ValueError, match="known: openbook"):
+    with pytest.raises(ValueError, match="allowed: openbook"):
         build_corpus("wikipedia")
     with pytest.raises(ValueError, match="pass examples"):
         build_corpus("strategyqa_facts")

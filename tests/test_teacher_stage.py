@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ragdistill.data.registry import load_dataset
-from ragdistill.data.split import _with_annotations, choose_training
-from ragdistill.teachers.demonstrations import HANDWRITTEN, pick_demonstrations
-from ragdistill.teachers.stage import annotation_record
+from ragdistill.data.registry import DATASETS, load_dataset
+from ragdistill.data.split import choose_training, with_annotations
+from ragdistill.pipeline.annotate_teacher import annotation_record
+from ragdistill.teachers.demonstrations import pick_demonstrations
 
 
 def test_choose_training_is_deterministic_and_sized(tiny_examples):
@@ -30,10 +30,10 @@ def test_annotations_reach_the_split(tiny_examples):
     palm, plain, none = tiny_examples(3), tiny_examples(3), tiny_examples(3)
     original = palm[0].rationale
     # palm: the record only points at data/prepared, the prepared teacher output stays.
-    merged = _with_annotations(palm, {palm[0].id: {"id": palm[0].id, "split": "train", "source": "data/prepared"}})
+    merged = with_annotations(palm, {palm[0].id: {"id": palm[0].id, "split": "train", "source": "data/prepared"}})
     assert merged[0].rationale == original
     # none: no teacher output at all.
-    merged = _with_annotations(none, {e.id: {"id": e.id, "split": "train", "source": None} for e in none})
+    merged = with_annotations(none, {e.id: {"id": e.id, "split": "train", "source": None} for e in none})
     assert all(e.rationale is None and e.teacher_label is None for e in merged)
     # plain / rag: the record carries the teacher's output and its meta.
     annotated = plain[1]
@@ -41,7 +41,7 @@ def test_annotations_reach_the_split(tiny_examples):
     annotated.meta["prompt_hash"] = "abc"
     record = annotation_record(annotated, "train")
     fresh = tiny_examples(3)
-    merged = _with_annotations(fresh, {record["id"]: record})
+    merged = with_annotations(fresh, {record["id"]: record})
     assert (merged[1].rationale, merged[1].teacher_label, merged[1].meta["prompt_hash"]) == (
         "Because kids play.", "play", "abc")
     assert merged[0].rationale == fresh[0].rationale  # examples without a record are untouched
@@ -53,8 +53,9 @@ def test_demonstrations_exist_in_each_training_set(dataset, data_root):
     demos = pick_demonstrations(dataset, train, 3)
     assert len(demos) == 3 and all(d.rationale for d in demos)
     assert all(d.label in (d.choices or [d.label]) for d in demos)
-    if dataset in HANDWRITTEN:
-        assert [d.id for d in demos] == list(HANDWRITTEN[dataset])[:3]
+    handwritten = DATASETS[dataset].demonstrations
+    if handwritten:
+        assert [d.id for d in demos] == list(handwritten)[:3]
     # The training examples themselves keep their own (teacher) fields.
     by_id = {e.id: e for e in train}
     assert all(by_id[d.id].rationale != d.rationale or dataset == "strategyqa" for d in demos)
@@ -73,7 +74,7 @@ def test_environment_overrides_the_configured_data_root(monkeypatch, tmp_path):
 
 
 def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_examples, tmp_path, monkeypatch):
-    """split writes train-gold.jsonl and eval.jsonl without teacher outputs: byte-identical whichever
+    """split writes train-finetune.jsonl and eval.jsonl without teacher outputs: byte-identical whichever
     teacher annotated, so DVC skips finetune (train, evaluate, cost) after `-S teacher=...`."""
     from dataclasses import replace
 
@@ -82,7 +83,7 @@ def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_exampl
     from ragdistill import paths
     from ragdistill.config import load_params
     from ragdistill.data.example import save_examples
-    from ragdistill.data.split import split
+    from ragdistill.pipeline.split import run as split
 
     monkeypatch.chdir(tmp_path)
     examples = tiny_examples(12)
@@ -101,15 +102,16 @@ def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_exampl
         Path("params.yaml").write_text(yaml.safe_dump(params))
         split(load_params(), "cqa")
         outputs[teacher] = {name: paths.split_file("cqa", name).read_bytes()
-                            for name in ("train", "train-gold", "eval")}
+                            for name in ("train-distill", "train-sbs", "train-finetune", "eval")}
     plain, rag = outputs["plain"], outputs["rag"]
-    assert plain["train-gold"] == rag["train-gold"] and plain["eval"] == rag["eval"]
-    assert plain["train"] != rag["train"] and b"plain says" in plain["train"]
-    gold = [json.loads(line) for line in plain["train-gold"].decode().splitlines()]
-    train = [json.loads(line) for line in plain["train"].decode().splitlines()]
+    assert plain["train-finetune"] == rag["train-finetune"] and plain["eval"] == rag["eval"]
+    assert plain["train-sbs"] != rag["train-sbs"] and b"plain says" in plain["train-sbs"]
+    assert plain["train-distill"] == plain["train-sbs"]
+    gold = [json.loads(line) for line in plain["train-finetune"].decode().splitlines()]
+    train = [json.loads(line) for line in plain["train-sbs"].decode().splitlines()]
     assert [row["id"] for row in gold] == [row["id"] for row in train] and len(gold) == 4
     for row in gold + [json.loads(line) for line in plain["eval"].decode().splitlines()]:
         assert row.get("rationale") is None and row.get("teacher_label") is None
         assert "prompt_hash" not in row["meta"]
-    assert paths.training_file("cqa", "finetune").name == "train-gold.jsonl"
-    assert paths.training_file("cqa", "distill").name == paths.training_file("cqa", "sbs").name == "train.jsonl"
+    assert [paths.training_file("cqa", m).name for m in ("finetune", "distill", "sbs")] == [
+        "train-finetune.jsonl", "train-distill.jsonl", "train-sbs.jsonl"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,11 @@ from typing import Any
 import yaml
 
 from ragdistill.data.registry import DATASETS
+from ragdistill.registry import BACKENDS, CORPORA, LABEL_POLICIES, METHODS, QUERIES, RETRIEVERS, TEACHERS
 
-TEACHERS = ("none", "palm", "plain", "rag")
-RETRIEVERS = ("bm25", "dense", "hybrid")
-QUERY_KINDS = ("question", "question+choices")
-CORPORA = ("openbook", "strategyqa_facts", "solved_examples")
-BACKENDS = ("llama_cpp", "openai", "transformers")
-LABEL_POLICIES = ("keep", "gold_if_wrong")
-METHODS = ("finetune", "distill", "sbs")
+__all__ = ["METHODS", "ConfigError", "Params", "load_params", "stage_params", "validate"]
+
+# Allowed values of the keys that are no extension point (those are in ragdistill.registry).
 SCORINGS = ("auto", "choices", "generate")
 SBS_LABELS = ("gold", "teacher")
 
@@ -120,29 +118,41 @@ class Params:
     def fraction(self, dataset: str) -> float:
         return self.split.fraction.get(dataset, 1.0)
 
+    def corpus(self, dataset: str) -> str:
+        """The dataset's retrieval corpus: ``retrieval.corpus.<dataset>``, else its registry default."""
+        return self.retrieval.corpus.get(dataset, DATASETS[dataset].corpus)
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"params.yaml: {key} = {value!r} is not allowed; expected {allowed}")
+
+class _Problems(list):
+    """Every bad key of one params.yaml, collected so that one run names them all."""
+
+    def bad(self, key: str, value: Any, allowed: str) -> None:
+        self.append(f"{key} = {value!r} is not allowed; expected {allowed}")
 
 
-def _section(cls: type, raw: Any, name: str) -> Any:
+def _section(cls: type, raw: Any, name: str, problems: _Problems) -> Any:
+    """The dataclass of one section; a bad or unknown key is recorded and its default kept."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        _fail(name, raw, "a mapping")
+        problems.bad(name, raw, "a mapping")
+        return cls()
     known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"params.yaml: unknown key {name}.{unknown[0]}; known keys: {', '.join(known)}")
+    for key in sorted(set(raw) - set(known)):
+        problems.append(f"unknown key {name}.{key}; known keys: {', '.join(known)}")
     values = {}
     for key, value in raw.items():
+        if key not in known:
+            continue
         default = getattr(cls(), key)
         if isinstance(default, dict):
             if not isinstance(value, dict):
-                _fail(f"{name}.{key}", value, "a mapping")
+                problems.bad(f"{name}.{key}", value, "a mapping")
+                continue
         elif default is None:  # optional whole numbers (caps)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                _fail(f"{name}.{key}", value, "null or a whole number of at least 1")
+                problems.bad(f"{name}.{key}", value, "null or a whole number of at least 1")
+                continue
         else:
             wanted = float if isinstance(default, float) else type(default)
             if wanted is float and isinstance(value, int) and not isinstance(value, bool):
@@ -153,73 +163,70 @@ def _section(cls: type, raw: Any, name: str) -> Any:
                 except ValueError:
                     pass
             if not isinstance(value, wanted) or isinstance(value, bool) != (wanted is bool):
-                _fail(f"{name}.{key}", value, f"a {wanted.__name__}")
+                problems.bad(f"{name}.{key}", value, f"a {wanted.__name__}")
+                continue
         values[key] = value
     return cls(**values)
 
 
-def _check_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+def _check_range(problems: _Problems, key: str, value: float, low: float, high: float,
+                 low_open: bool = False) -> None:
     if math.isnan(value) or (value <= low if low_open else value < low) or value > high:
-        _fail(key, value, f"a number in {'(' if low_open else '['}{low}, {high}]")
+        problems.bad(key, value, f"a number in {'(' if low_open else '['}{low}, {high}]")
 
 
-def validate(raw: Any) -> Params:
-    """Turn the parsed YAML into ``Params`` or raise ``ConfigError`` naming the bad key."""
+SECTIONS = {"data": DataParams, "split": SplitParams, "retrieval": RetrievalParams,
+            "teacher_model": TeacherModelParams, "student": StudentParams, "train": TrainParams,
+            "eval": EvalParams, "cost": CostParams}
+
+
+def validate(raw: Any, source: str = "params.yaml") -> Params:
+    """Turn the parsed YAML into ``Params``, or raise one ``ConfigError`` that names every bad key."""
     if not isinstance(raw, dict):
-        raise ConfigError("params.yaml: expected a mapping at the top level")
-    known = {"datasets", "teacher", "data", "split", "retrieval", "teacher_model", "student", "train", "eval", "cost"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"params.yaml: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    problems = _Problems()
+    known = {"datasets", "teacher", *SECTIONS}
+    for key in sorted(set(raw) - known):
+        problems.append(f"unknown key {key!r}; known keys: {', '.join(sorted(known))}")
     datasets = raw.get("datasets", ["svamp"])
     if isinstance(datasets, str):
         datasets = [datasets]
     if not isinstance(datasets, list) or not datasets:
-        _fail("datasets", datasets, "a non-empty list of dataset names")
+        problems.bad("datasets", datasets, "a non-empty list of dataset names")
+        datasets = []
     for name in datasets:
         if name not in DATASETS:
-            _fail("datasets", name, f"one of {', '.join(sorted(DATASETS))}")
+            problems.bad("datasets", name, f"one of {', '.join(sorted(DATASETS))}")
     teacher = raw.get("teacher", "palm")
     if teacher not in TEACHERS:
-        _fail("teacher", teacher, f"one of {', '.join(TEACHERS)}")
-    params = Params(
-        datasets=datasets,
-        teacher=teacher,
-        data=_section(DataParams, raw.get("data"), "data"),
-        split=_section(SplitParams, raw.get("split"), "split"),
-        retrieval=_section(RetrievalParams, raw.get("retrieval"), "retrieval"),
-        teacher_model=_section(TeacherModelParams, raw.get("teacher_model"), "teacher_model"),
-        student=_section(StudentParams, raw.get("student"), "student"),
-        train=_section(TrainParams, raw.get("train"), "train"),
-        eval=_section(EvalParams, raw.get("eval"), "eval"),
-        cost=_section(CostParams, raw.get("cost"), "cost"),
-    )
+        problems.bad("teacher", teacher, f"one of {', '.join(TEACHERS)}")
+    sections = {name: _section(cls, raw.get(name), name, problems) for name, cls in SECTIONS.items()}
+    params = Params(datasets=datasets, teacher=teacher, **sections)
     for name, value in params.split.fraction.items():
         if name not in DATASETS:
-            _fail(f"split.fraction.{name}", value, f"keys among {', '.join(sorted(DATASETS))}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(f"split.fraction.{name}", value, "a number in (0, 1]")
-        _check_range(f"split.fraction.{name}", value, 0.0, 1.0, low_open=True)
-    _check_range("split.valid_size", params.split.valid_size, 0.0, 0.5)
+            problems.bad(f"split.fraction.{name}", value, f"keys among {', '.join(sorted(DATASETS))}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.bad(f"split.fraction.{name}", value, "a number in (0, 1]")
+        else:
+            _check_range(problems, f"split.fraction.{name}", value, 0.0, 1.0, low_open=True)
+    _check_range(problems, "split.valid_size", params.split.valid_size, 0.0, 0.5)
     for key, value, allowed in (("retrieval.method", params.retrieval.method, RETRIEVERS),
-                                ("retrieval.query", params.retrieval.query, QUERY_KINDS),
+                                ("retrieval.query", params.retrieval.query, QUERIES),
                                 ("teacher_model.backend", params.teacher_model.backend, BACKENDS),
-                                ("teacher_model.label_policy", params.teacher_model.label_policy, LABEL_POLICIES)):
+                                ("teacher_model.label_policy", params.teacher_model.label_policy, LABEL_POLICIES),
+                                ("train.sbs_labels", params.train.sbs_labels, SBS_LABELS),
+                                ("eval.scoring", params.eval.scoring, SCORINGS)):
         if value not in allowed:
-            _fail(key, value, f"one of {', '.join(allowed)}")
+            problems.bad(key, value, f"one of {', '.join(allowed)}")
     for name, corpus in params.retrieval.corpus.items():
         if name not in DATASETS or corpus not in CORPORA:
-            _fail(f"retrieval.corpus.{name}", corpus, f"a dataset name mapped to one of {', '.join(CORPORA)}")
+            problems.bad(f"retrieval.corpus.{name}", corpus, f"a dataset name mapped to one of {', '.join(CORPORA)}")
     if params.teacher_model.backend == "openai" and not params.teacher_model.base_url:
-        _fail("teacher_model.base_url", "", "the server's URL (for example http://127.0.0.1:8080/v1)")
-    _check_range("train.alpha", params.train.alpha, 0.0, 1.0)
-    _check_range("train.lr", params.train.lr, 0.0, 1.0, low_open=True)
-    if params.train.sbs_labels not in SBS_LABELS:
-        _fail("train.sbs_labels", params.train.sbs_labels, f"one of {', '.join(SBS_LABELS)}")
-    if params.eval.scoring not in SCORINGS:
-        _fail("eval.scoring", params.eval.scoring, f"one of {', '.join(SCORINGS)}")
+        problems.bad("teacher_model.base_url", "", "the server's URL (for example http://127.0.0.1:8080/v1)")
+    _check_range(problems, "train.alpha", params.train.alpha, 0.0, 1.0)
+    _check_range(problems, "train.lr", params.train.lr, 0.0, 1.0, low_open=True)
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(params.eval.device)):
-        _fail("eval.device", params.eval.device, "auto, cpu, cuda or cuda:N")
+        problems.bad("eval.device", params.eval.device, "auto, cpu, cuda or cuda:N")
     for key, value in (("retrieval.k", params.retrieval.k),
                        ("teacher_model.concurrency", params.teacher_model.concurrency),
                        ("teacher_model.max_new_tokens", params.teacher_model.max_new_tokens),
@@ -230,9 +237,12 @@ def validate(raw: Any) -> Params:
                        ("student.max_input_tokens", params.student.max_input_tokens),
                        ("student.max_target_tokens", params.student.max_target_tokens)):
         if value < 1:
-            _fail(key, value, "a whole number of at least 1")
+            problems.bad(key, value, "a whole number of at least 1")
     if params.train.epochs <= 0:
-        _fail("train.epochs", params.train.epochs, "a positive number")
+        problems.bad("train.epochs", params.train.epochs, "a positive number")
+    if problems:
+        raise ConfigError(f"{source}: " + (problems[0] if len(problems) == 1 else
+                          f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)))
     return params
 
 
@@ -244,4 +254,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return validate(raw)
+    return validate(raw, str(path))
+
+
+def stage_params(path: str | Path = "params.yaml") -> Params:
+    """``load_params`` for stage scripts: a bad file prints every problem, with no traceback, and exits 2
+    before anything loads."""
+    try:
+        return load_params(path)
+    except ConfigError as err:
+        print(f"[ragdistill] {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ragdistill.registry import METHODS, lookup
+
 PREPARED = Path("data/prepared")
 SPLITS = Path("data/splits")
 RETRIEVED = Path("data/retrieved")
@@ -22,8 +24,9 @@ def split_file(dataset: str, split: str) -> Path:
 
 
 def training_file(dataset: str, method: str) -> Path:
-    """finetune learns from the examples without teacher outputs, so a teacher change never retrains it."""
-    return split_file(dataset, "train-gold" if method == "finetune" else "train")
+    """The method's own training file (``split`` writes one per method; finetune's holds no teacher outputs)."""
+    lookup(METHODS, method, "method")
+    return split_file(dataset, f"train-{method}")
 
 
 def model_dir(dataset: str, method: str) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ragdistill.data.example import Example
 from ragdistill.data.openbookqa import book_passage_id, read_book_lines
+from ragdistill.registry import CORPORA, load, lookup
 
 
 @dataclass
@@ -88,33 +89,15 @@ def self_exclusion(passages: Iterable[Passage]) -> Callable[[Example], set[str]]
     return exclude
 
 
-def _openbook(root: Path | None, examples: list[Example] | None) -> list[Passage]:
-    if root is None:
-        raise ValueError("the openbook corpus needs the data root")
-    return load_openbook(Path(root))
-
-
-def _needs_examples(builder: Callable[[Iterable[Example]], list[Passage]], name: str):
-    def build(root: Path | None, examples: list[Example] | None) -> list[Passage]:
-        if examples is None:
-            raise ValueError(f"the {name} corpus is built from training examples; pass examples=")
-        return builder(examples)
-
-    return build
-
-
-# name -> builder(root, examples); examples are the TRAINING examples of the dataset.
-CORPORA: dict[str, Callable[[Path | None, list[Example] | None], list[Passage]]] = {
-    "openbook": _openbook,
-    "strategyqa_facts": _needs_examples(strategyqa_fact_pool, "strategyqa_facts"),
-    "solved_examples": _needs_examples(solved_examples_memory, "solved_examples"),
-}
-
-
 def build_corpus(name: str, root: Path | None = None, examples: list[Example] | None = None) -> list[Passage]:
-    if name not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPORA))}")
-    passages = CORPORA[name](root, examples)
+    """The passages of a registered corpus (``ragdistill.registry.CORPORA``): read from the data ``root``, or
+    built from ``examples``, the TRAINING examples of the dataset."""
+    corpus = lookup(CORPORA, name, "corpus")
+    if corpus.from_examples and examples is None:
+        raise ValueError(f"the {name} corpus is built from training examples; pass examples=")
+    if not corpus.from_examples and root is None:
+        raise ValueError(f"the {name} corpus needs the data root")
+    passages = load(corpus.builder)(examples if corpus.from_examples else Path(root))
     ids = [p.id for p in passages]
     if len(set(ids)) != len(ids):
         raise ValueError(f"corpus {name!r} has repeated passage ids")

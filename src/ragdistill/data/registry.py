@@ -1,25 +1,68 @@
-"""Which datasets exist, where their files live, and how each is loaded."""
+"""The dataset registry: which datasets exist, where their files live, how each is loaded, scored, prompted
+and retrieved for (the other extension points are in ``ragdistill.registry``). Adding a dataset is one
+loader and one entry here (plus its ``split.fraction`` in
+params.yaml, if not the whole training set)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragdistill.data.dss import load_cqa, load_svamp
 from ragdistill.data.example import Example
-from ragdistill.data.openbookqa import load_openbookqa
-from ragdistill.data.strategyqa import load_strategyqa
+from ragdistill.registry import load
 
 DATA_ROOT_ENV = "RAGDISTILL_DATA"
 
-# name -> (loader, {our split name: the dataset's own split name}, task kind)
-DATASETS: dict[str, tuple[Callable[[Path, str], list[Example]], dict[str, str], str]] = {
-    "cqa": (load_cqa, {"train": "train", "eval": "test"}, "choice"),
-    "svamp": (load_svamp, {"train": "train", "eval": "test"}, "arithmetic"),
-    "openbookqa": (load_openbookqa, {"train": "train", "eval": "dev"}, "choice"),
-    # StrategyQA's eval is a fixed stratified 20% of its public train file (see data/strategyqa.py).
-    "strategyqa": (load_strategyqa, {"train": "train", "eval": "eval"}, "choice"),
+# The one vocabulary of task kinds: how the teacher is prompted and parsed, and how answers are scored.
+TASK_KINDS = ("choice", "yes_no", "arithmetic")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the pipeline knows about one dataset."""
+
+    loader: str  # "module:function" of (data root, the dataset's own split name) -> list[Example]
+    splits: dict[str, str]  # our split name (train, eval) -> the dataset's own
+    kind: str  # one of TASK_KINDS
+    source_dir: str  # its files under the data root; prepare records the sha256 of each
+    corpus: str = "solved_examples"  # the retrieval corpus unless retrieval.corpus names another
+    # The teacher's few-shot demonstrations: training question id -> a rationale written by hand, taken in
+    # order; with facts_as_demonstrations, training questions with gold facts fill the rest (facts as rationale).
+    demonstrations: dict[str, str] = field(default_factory=dict)
+    facts_as_demonstrations: bool = False
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cqa": DatasetSpec(
+        loader="ragdistill.data.dss:load_cqa", splits={"train": "train", "eval": "test"}, kind="choice",
+        source_dir="dss/cqa", demonstrations={
+            "6b819727eb8a670df26a7ffad036c119": "Counting apples that fall off a tree is a simple subtraction, "
+                                                "which is a kind of math problem.",
+            "3a1b3c21a11f4ec53c166b0559df7369": "The stereotype is that homeless people live under bridges, "
+                                                "and a bridge is transportation infrastructure.",
+            "3c4ea48ce584895fa85d5ee204e2444e": "Acting without pretense and being honest both mean being sincere.",
+        }),
+    "svamp": DatasetSpec(
+        loader="ragdistill.data.dss:load_svamp", splits={"train": "train", "eval": "test"}, kind="arithmetic",
+        source_dir="dss/svamp", demonstrations={
+            "svamp-train-1": "He scored 84 points in 2 equal rounds, so each round is 84 divided by 2.",
+            "svamp-train-2": "There are 7 rows with 30 crayons in each row, so the crayons are 7 times 30.",
+            "svamp-train-3": "She played with 17, then 15, then 2 kids, so altogether it is 17 plus 15 plus 2.",
+        }),
+    "openbookqa": DatasetSpec(
+        loader="ragdistill.data.openbookqa:load_openbookqa", splits={"train": "train", "eval": "dev"}, kind="choice",
+        source_dir="openbookqa", corpus="openbook", demonstrations={
+            "7-980": "Plants need sunlight to sprout and bloom, and strong sun also makes them wilt.",
+            "7-584": "Things look smaller the farther away they are, and miles away is much farther than a camera.",
+            "7-870": "The stomach digests food by breaking it down into nutrients.",
+        }),
+    # StrategyQA's eval is a fixed stratified 20% of its public train file (see data/strategyqa.py); its yes/no
+    # questions are scored as two choices.
+    "strategyqa": DatasetSpec(
+        loader="ragdistill.data.strategyqa:load_strategyqa", splits={"train": "train", "eval": "eval"},
+        kind="choice", source_dir="strategyqa", corpus="strategyqa_facts", facts_as_demonstrations=True),
 }
 
 
@@ -34,19 +77,24 @@ def resolve_data_root(configured: str | os.PathLike) -> Path:
     return root
 
 
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
 def task_kind(dataset: str) -> str:
-    return DATASETS[dataset][2]
+    return dataset_spec(dataset).kind
 
 
 def load_dataset(name: str, root: str | os.PathLike, split: str) -> list[Example]:
     """All examples of one split (``train`` or ``eval``) of a dataset."""
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    loader, splits, _ = DATASETS[name]
-    if split not in splits:
-        raise KeyError(f"unknown split {split!r}; known: {', '.join(splits)}")
+    spec = dataset_spec(name)
+    if split not in spec.splits:
+        raise KeyError(f"unknown split {split!r}; known: {', '.join(spec.splits)}")
     # The root given here is used as it is; $RAGDISTILL_DATA applies where a configured root is resolved.
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} does not exist")
-    return loader(root, splits[split])
+    loader: Callable[[Path, str], list[Example]] = load(spec.loader)  # imported only when a dataset loads
+    return loader(root, spec.splits[split])

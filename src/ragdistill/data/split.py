@@ -1,4 +1,5 @@
-"""Stage logic of split: the training fraction (stratified where labels are choices), validation, eval."""
+"""Choosing the students' training examples: the fraction (stratified where labels are choices), validation,
+the teacher's annotations and the retrieved evidence merged in."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ from dataclasses import replace
 
 from sklearn.model_selection import train_test_split
 
-from ragdistill import paths
-from ragdistill.config import Params
-from ragdistill.data.example import Example, load_examples, save_examples
-from ragdistill.io import DataError, read_jsonl, write_json
-from ragdistill.log import log
+from ragdistill.data.example import Example
+from ragdistill.io import DataError
 
 
 def _stratify_key(example: Example) -> str | None:
@@ -43,7 +41,7 @@ def choose_training(train: list[Example], fraction: float, valid_size: float, se
     return chosen, valid
 
 
-def _with_annotations(examples: list[Example], records: dict[str, dict]) -> list[Example]:
+def with_annotations(examples: list[Example], records: dict[str, dict]) -> list[Example]:
     """Examples with their teacher output: from the annotation record where it carries one; PaLM outputs
     stay as prepared; with no teacher there is none."""
     out = []
@@ -75,33 +73,3 @@ def without_teacher(examples: list[Example]) -> list[Example]:
     """The examples as prepared, with no teacher rationale or label: what finetuning and evaluation read,
     so that a change of teacher leaves their inputs, and so their DVC stages, untouched."""
     return [replace(e, rationale=None, teacher_label=None, meta=dict(e.meta)) for e in examples]
-
-
-def split(params: Params, dataset: str) -> dict:
-    """Apply the training fraction and hold out the validation part; the eval split is kept whole.
-
-    Writes ``train.jsonl`` (the chosen examples with the teacher's outputs: distill and sbs),
-    ``train-gold.jsonl`` (the same examples without them: finetune), ``valid.jsonl`` and ``eval.jsonl``
-    (gold labels only: students are scored against gold, the teacher is scored by its own stage)."""
-    train = load_examples(paths.prepared(dataset, "train"))
-    evaluation = load_examples(paths.prepared(dataset, "eval"))
-    if params.split.student_evidence:
-        source = paths.retrieved(dataset)
-        retrieved = {row["id"]: row["passages"] for row in read_jsonl(source)}
-        train = with_evidence(train, retrieved, str(source))
-        evaluation = with_evidence(evaluation, retrieved, str(source))
-    fraction = params.fraction(dataset)
-    chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
-    gold = without_teacher(chosen)
-    records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
-    chosen, valid = _with_annotations(chosen, records), _with_annotations(valid, records)
-    for name, rows in (("train", chosen), ("train-gold", gold), ("valid", valid),
-                       ("eval", without_teacher(evaluation))):
-        save_examples(paths.split_file(dataset, name), rows)
-    info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
-            **({"student_evidence": True} if params.split.student_evidence else {}),
-            "train": len(chosen), "valid": len(valid), "eval": len(evaluation)}
-    write_json(paths.SPLITS / dataset / "summary.json", info)
-    log(f"{dataset}: {len(chosen)} training, {len(valid)} validation, {len(evaluation)} evaluation examples "
-        f"({fraction:.0%} of the training set)")
-    return info

@@ -1,4 +1,4 @@
-"""Stage logic of annotate-teacher: a rationale and a label for the examples students learn from.
+"""Stage annotate-teacher: a rationale and a label for the examples students learn from.
 
 - ``palm`` / ``none``: no model runs. The published PaLM outputs stay where the dataset keeps them
   (``data/prepared``; they are the dataset's files, not ours to republish), so the annotation file
@@ -75,7 +75,7 @@ def remember_footprint(params: Params, footprint: dict) -> dict:
     return footprint
 
 
-def annotate_teacher(params: Params, dataset: str) -> dict:
+def run(params: Params, dataset: str) -> dict:
     started = time.perf_counter()
     teacher = params.teacher
     train = load_examples(paths.prepared(dataset, "train"))

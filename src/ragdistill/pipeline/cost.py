@@ -1,4 +1,4 @@
-"""Deployment cost of a trained student on this machine: parameters, weights on disk, memory, and the
+"""Stage cost: the deployment cost of a trained student on this machine: parameters, weights on disk, memory, and the
 latency of answering one question at a time (batch 1, the label task only, as evaluation scores it)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ragdistill.students.formatting import TaskFormatter
 from ragdistill.students.models import load_student
 
 
-def student_cost(params: Params, dataset: str, method: str) -> dict:
+def run(params: Params, dataset: str, method: str) -> dict:
     """Time the student on the first ``cost.examples`` evaluation questions, one at a time, after one
     untimed warm-up question; write ``reports/cost/<dataset>-<method>.json``."""
     model_dir = paths.model_dir(dataset, method)

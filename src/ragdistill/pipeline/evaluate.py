@@ -1,4 +1,4 @@
-"""Stage logic of evaluate: one trained student scored on the eval split (label task only)."""
+"""Stage evaluate: one trained student scored on the eval split (label task only)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ragdistill.students.formatting import TaskFormatter
 from ragdistill.students.models import load_student, pick_device
 
 
-def evaluate(params: Params, dataset: str, method: str) -> dict:
+def run(params: Params, dataset: str, method: str) -> dict:
     """Score one trained student on the eval split (label task only) and save its predictions."""
     started = time.perf_counter()
     examples = load_examples(paths.split_file(dataset, "eval"))

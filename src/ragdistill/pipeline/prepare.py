@@ -1,4 +1,4 @@
-"""Stage logic of prepare: load one dataset into the normalized schema, with a record of its sources."""
+"""Stage prepare: load one dataset into the normalized schema, with a record of its sources."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from pathlib import Path
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import save_examples
-from ragdistill.data.registry import load_dataset, resolve_data_root, task_kind
+from ragdistill.data.registry import dataset_spec, load_dataset, resolve_data_root, task_kind
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct
 from ragdistill.io import sha256_file, write_json
 from ragdistill.log import log
 
 
 def _source_hashes(root: Path, dataset: str) -> dict[str, str]:
-    folder = {"cqa": root / "dss" / "cqa", "svamp": root / "dss" / "svamp"}.get(dataset, root / dataset)
+    folder = root / dataset_spec(dataset).source_dir
     return {str(p.relative_to(root)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def prepare(params: Params, dataset: str) -> dict:
+def run(params: Params, dataset: str) -> dict:
     """Load and normalize one dataset; record the teacher's parse failures and its own accuracy."""
     started = time.perf_counter()
     root = resolve_data_root(params.data.root)

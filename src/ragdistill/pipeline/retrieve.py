@@ -1,4 +1,4 @@
-"""Stage logic of retrieve: the top-k passages of every example from the dataset's corpus, and recall."""
+"""Stage retrieve: the top-k passages of every example from the dataset's corpus, and recall."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from ragdistill.data.registry import resolve_data_root
 from ragdistill.evaluation.retrieval_metrics import recall_at_k
 from ragdistill.io import write_json, write_jsonl
 from ragdistill.log import log
+from ragdistill.registry import QUERIES, load
 from ragdistill.retrieval import build_retriever
 from ragdistill.retrieval.base import Hit
-from ragdistill.retrieval.run import QUERIES, retrieve_for_examples
-
-# Where a dataset's evidence comes from when params do not say: a knowledge corpus where there is one,
-# else a memory of solved training examples (question and gold answer) to retrieve demonstrations from.
-DEFAULT_CORPUS = {"openbookqa": "openbook", "strategyqa": "strategyqa_facts"}
+from ragdistill.retrieval.run import retrieve_for_examples
 
 
 def _memory_examples(train: list[Example]) -> list[Example]:
@@ -27,11 +24,11 @@ def _memory_examples(train: list[Example]) -> list[Example]:
     return [Example(**{**example.to_dict(), "rationale": None, "teacher_label": None}) for example in train]
 
 
-def retrieve(params: Params, dataset: str) -> dict:
+def run(params: Params, dataset: str) -> dict:
     started = time.perf_counter()
     train = load_examples(paths.prepared(dataset, "train"))
     evaluation = load_examples(paths.prepared(dataset, "eval"))
-    corpus = params.retrieval.corpus.get(dataset, DEFAULT_CORPUS.get(dataset, "solved_examples"))
+    corpus = params.corpus(dataset)
     source = _memory_examples(train) if corpus == "solved_examples" else train
     passages = build_corpus(corpus, root=resolve_data_root(params.data.root), examples=source)
     log(f"{dataset}: retrieving the top {params.retrieval.k} of {len(passages)} passages ({corpus}, "
@@ -39,7 +36,7 @@ def retrieve(params: Params, dataset: str) -> dict:
     retriever = build_retriever(params.retrieval.method)
     searching = time.perf_counter()
     rows = retrieve_for_examples(train + evaluation, passages, retriever, params.retrieval.k,
-                                 self_exclusion(passages), QUERIES[params.retrieval.query])
+                                 self_exclusion(passages), load(QUERIES[params.retrieval.query]))
     # Per query, with the corpus encoding and index build spread over all queries (an upper bound).
     seconds_per_query = (time.perf_counter() - searching) / max(1, len(rows))
     write_jsonl(paths.retrieved(dataset), rows)

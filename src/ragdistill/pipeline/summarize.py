@@ -1,13 +1,14 @@
-"""Stage logic of summarize: a narrow metrics file for `dvc metrics`, the full table, the plot data."""
+"""Stage summarize: a narrow metrics file for `dvc metrics`, the full table, the plot data."""
 
 from __future__ import annotations
 
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.io import atomic_open, read_json, write_json, write_text
+from ragdistill.registry import METHODS
 
 
-def summarize(params: Params, methods: list[str]) -> dict:
+def run(params: Params) -> dict:
     """One narrow metrics file for ``dvc metrics``, the full table beside it, and a plot table."""
     details, metrics, table = {}, {}, []
     for dataset in params.datasets:
@@ -18,7 +19,7 @@ def summarize(params: Params, methods: list[str]) -> dict:
         if teacher_report.get("eval"):
             rows[f"teacher-{params.teacher}"] = {**teacher_report["eval"], "method": f"teacher ({params.teacher})",
                                                  "cost": teacher_report.get("cost")}
-        for method in methods:
+        for method in METHODS:
             result_path = paths.eval_result(dataset, method)
             if result_path.exists():
                 rows[method] = read_json(result_path)

@@ -1,4 +1,4 @@
-"""Stage logic of train-finetune, train-distill and train-sbs: task rows from the split, one student trained."""
+"""Stages train-baseline (finetune, distill) and train-sbs: task rows from the split, one student trained."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from ragdistill.config import Params
 from ragdistill.data.example import load_examples
 from ragdistill.io import write_json
 from ragdistill.log import log
+from ragdistill.registry import METHODS
 from ragdistill.students.formatting import build_task_rows
 from ragdistill.students.models import load_student
 from ragdistill.students.trainer import train_student
 
 
-def train(params: Params, dataset: str, method: str) -> dict:
-    if method != "finetune" and params.teacher == "none":
+def run(params: Params, dataset: str, method: str) -> dict:
+    if METHODS[method].uses_teacher and params.teacher == "none":
         raise SystemExit(f"train {method}: teacher is 'none', so there are no teacher labels or rationales; "
                          "set teacher (params.yaml) or train only finetune")
     examples = load_examples(paths.training_file(dataset, method))

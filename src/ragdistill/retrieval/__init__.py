@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from ragdistill.registry import RETRIEVERS, load, lookup
 from ragdistill.retrieval.base import Hit, Retriever
 from ragdistill.retrieval.bm25 import BM25Retriever
 from ragdistill.retrieval.dense import DenseRetriever
 from ragdistill.retrieval.hybrid import HybridRetriever
 
-RETRIEVERS: dict[str, type[Retriever]] = {"bm25": BM25Retriever, "dense": DenseRetriever, "hybrid": HybridRetriever}
-
 
 def build_retriever(method: str, **kwargs) -> Retriever:
     """A new, unfitted retriever: ``bm25`` (k1, b, epsilon), ``dense`` (model, device, batch_size, cache_dir,
     progress) or ``hybrid`` (rrf_k and the dense ones)."""
-    if method not in RETRIEVERS:
-        raise ValueError(f"unknown retrieval method {method!r}; allowed: {', '.join(RETRIEVERS)}")
-    return RETRIEVERS[method](**kwargs)
+    return load(lookup(RETRIEVERS, method, "retrieval method"))(**kwargs)
 
 
-__all__ = ["RETRIEVERS", "BM25Retriever", "DenseRetriever", "Hit", "HybridRetriever", "Retriever", "build_retriever"]
+__all__ = ["BM25Retriever", "DenseRetriever", "Hit", "HybridRetriever", "Retriever", "build_retriever"]

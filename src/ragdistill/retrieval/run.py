@@ -1,4 +1,4 @@
-"""Stage logic for a future ``retrieve`` stage: the top-k passages of every example, as JSON-ready rows."""
+"""Search: the query text of an example, and the top-k passages of every example as JSON-ready rows."""
 
 from __future__ import annotations
 
@@ -22,9 +22,6 @@ def question_and_choices(example: Example) -> str:
     if not example.choices:
         return example.input.strip()
     return question_only(example) + " " + " ".join(example.choices)
-
-
-QUERIES: dict[str, Callable[[Example], str]] = {"question": question_only, "question+choices": question_and_choices}
 
 
 def retrieve_for_examples(

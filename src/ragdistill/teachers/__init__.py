@@ -1,9 +1,8 @@
 """LLM teachers: prompts, backends (llama.cpp in-process, OpenAI-compatible HTTP, transformers),
 reply parsing, a resumable annotation cache, and ``annotate``."""
 
-from ragdistill.teachers.annotate import LABEL_POLICIES, AnnotationStats, annotate
+from ragdistill.teachers.annotate import AnnotationStats, annotate
 from ragdistill.teachers.base import (
-    BACKENDS,
     Completion,
     DecodingSettings,
     Teacher,
@@ -15,6 +14,6 @@ from ragdistill.teachers.parsing import parse_teacher_output
 from ragdistill.teachers.prompts import build_prompt, prompt_hash
 
 __all__ = [
-    "BACKENDS", "LABEL_POLICIES", "AnnotationCache", "AnnotationStats", "Completion", "DecodingSettings",
+    "AnnotationCache", "AnnotationStats", "Completion", "DecodingSettings",
     "Teacher", "TeacherError", "annotate", "build_prompt", "build_teacher", "parse_teacher_output", "prompt_hash",
 ]

@@ -8,12 +8,11 @@ from dataclasses import asdict, dataclass
 
 from ragdistill.data.example import Example
 from ragdistill.evaluation.metrics import is_correct
+from ragdistill.registry import LABEL_POLICIES, lookup
 from ragdistill.teachers.base import DecodingSettings, Teacher, TeacherError
 from ragdistill.teachers.cache import AnnotationCache
 from ragdistill.teachers.parsing import parse_teacher_output
 from ragdistill.teachers.prompts import build_prompt, prompt_hash, task_of
-
-LABEL_POLICIES = ("keep", "gold_if_wrong")
 
 
 @dataclass
@@ -82,8 +81,7 @@ def annotate(
     Raises TeacherError when the teacher fails (after its own retries); what was answered before is
     in the cache.
     """
-    if label_policy not in LABEL_POLICIES:
-        raise ValueError(f"unknown label_policy {label_policy!r}; allowed: {', '.join(LABEL_POLICIES)}")
+    lookup(LABEL_POLICIES, label_policy, "label_policy")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     stats = AnnotationStats(total=len(examples))

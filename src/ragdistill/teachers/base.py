@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-BACKENDS = ("llama_cpp", "openai", "transformers")
+from ragdistill.registry import BACKENDS, load, lookup
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -103,7 +103,8 @@ def teacher_model_id(backend: str, model: str) -> str:
 
 class LazyTeacher(Teacher):
     """A teacher built on first use, so that a run whose replies are all cached (or published) never loads
-    the model. ``footprint_store`` is what a run that did load it measured (see ``teachers.stage``)."""
+    the model. ``footprint_store`` is what a run that did load it measured (see
+    ``ragdistill.pipeline.annotate_teacher``)."""
 
     def __init__(self, backend: str, footprint_store: dict | None = None, **kwargs) -> None:
         self.backend, self.kwargs = backend, kwargs
@@ -139,18 +140,7 @@ class LazyTeacher(Teacher):
 
 
 def build_teacher(backend: str, **kwargs) -> Teacher:
-    """A teacher by backend name: ``llama_cpp`` (in-process GGUF), ``openai`` (any OpenAI-compatible
-    HTTP server) or ``transformers`` (a local Hugging Face causal LM). ``kwargs`` go to its constructor."""
-    if backend == "llama_cpp":
-        from ragdistill.teachers.llama_cpp import LlamaCppTeacher
-
-        return LlamaCppTeacher(**kwargs)
-    if backend == "openai":
-        from ragdistill.teachers.openai_http import OpenAITeacher
-
-        return OpenAITeacher(**kwargs)
-    if backend == "transformers":
-        from ragdistill.teachers.transformers_backend import TransformersTeacher
-
-        return TransformersTeacher(**kwargs)
-    raise ValueError(f"unknown teacher backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    """A teacher by backend name (``ragdistill.registry.BACKENDS``: ``llama_cpp``, an in-process GGUF;
+    ``openai``, any OpenAI-compatible HTTP server; ``transformers``, a local Hugging Face causal LM).
+    ``kwargs`` go to its constructor."""
+    return load(lookup(BACKENDS, backend, "teacher backend"))(**kwargs)

@@ -13,8 +13,10 @@ import json
 
 from ragdistill.data.dss import LETTERS, format_choices
 from ragdistill.data.example import Example
+from ragdistill.data.registry import TASK_KINDS
 from ragdistill.teachers.base import DecodingSettings, Message
 
+# One instruction per task kind (ragdistill.data.registry.TASK_KINDS).
 INSTRUCTIONS = {
     "choice": "Answer the multiple-choice question. Think step by step in one or two short sentences, "
               "then finish with: So the answer is (x) <choice text>.",
@@ -25,11 +27,11 @@ INSTRUCTIONS = {
               "with: So the answer is yes. or: So the answer is no.",
 }
 EVIDENCE_HEADER = "Facts:"
-TASKS = tuple(INSTRUCTIONS)
 
 
 def task_of(example: Example) -> str:
-    """``choice`` when the example has choices, ``yes_no`` for a yes/no label, else ``arithmetic``."""
+    """The example's task kind (``TASK_KINDS``): ``choice`` when it has choices, ``yes_no`` for a yes/no
+    label, else ``arithmetic``. For a registered dataset this is its registry kind."""
     if example.choices:
         return "choice"
     if example.label.strip().lower() in ("yes", "no"):
@@ -79,7 +81,7 @@ def build_prompt(
     retrieved passages' text for this example, or None for a plain teacher."""
     task = task or task_of(example)
     if task not in INSTRUCTIONS:
-        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASK_KINDS)}")
     messages: list[Message] = [{"role": "system", "content": INSTRUCTIONS[task]}]
     for demo in demonstrations:
         demo_evidence = demo.meta.get("evidence") if isinstance(demo.meta.get("evidence"), list) else None

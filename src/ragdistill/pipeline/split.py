@@ -1,0 +1,43 @@
+"""Stage split: the students' training part (fraction and seed), validation and evaluation files."""
+
+from __future__ import annotations
+
+from ragdistill import paths
+from ragdistill.config import Params
+from ragdistill.data.example import load_examples, save_examples
+from ragdistill.data.split import choose_training, with_annotations, with_evidence, without_teacher
+from ragdistill.io import read_jsonl, write_json
+from ragdistill.log import log
+from ragdistill.registry import METHODS
+
+
+def run(params: Params, dataset: str) -> dict:
+    """Apply the training fraction and hold out the validation part; the eval split is kept whole.
+
+    Writes ``train-<method>.jsonl`` per training method, the chosen examples with only what the method may
+    learn from (finetune's without the teacher's outputs, so that a change of teacher leaves it and finetune's
+    stages untouched), ``valid.jsonl`` and ``eval.jsonl`` (gold labels only: students are scored against gold,
+    the teacher is scored by its own stage)."""
+    train = load_examples(paths.prepared(dataset, "train"))
+    evaluation = load_examples(paths.prepared(dataset, "eval"))
+    if params.split.student_evidence:
+        source = paths.retrieved(dataset)
+        retrieved = {row["id"]: row["passages"] for row in read_jsonl(source)}
+        train = with_evidence(train, retrieved, str(source))
+        evaluation = with_evidence(evaluation, retrieved, str(source))
+    fraction = params.fraction(dataset)
+    chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
+    gold = without_teacher(chosen)
+    records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
+    chosen, valid = with_annotations(chosen, records), with_annotations(valid, records)
+    files = {f"train-{name}": chosen if method.uses_teacher else gold for name, method in METHODS.items()}
+    files.update(valid=valid, eval=without_teacher(evaluation))
+    for name, rows in files.items():
+        save_examples(paths.split_file(dataset, name), rows)
+    info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
+            **({"student_evidence": True} if params.split.student_evidence else {}),
+            "train": len(chosen), "valid": len(valid), "eval": len(evaluation)}
+    write_json(paths.SPLITS / dataset / "summary.json", info)
+    log(f"{dataset}: {len(chosen)} training, {len(valid)} validation, {len(evaluation)} evaluation examples "
+        f"({fraction:.0%} of the training set)")
+    return info

@@ -1,0 +1,89 @@
+"""The extension points, one registry each: teacher backends, retrievers, retrieval corpora and training
+methods (datasets have theirs in ``ragdistill.data.registry``). An entry holds everything the rest of the
+code needs to know about it. Implementations are named ``"module:attribute"`` and imported only when used,
+so that checking ``params.yaml`` (``ragdistill.config``) imports none of them, and a stage depends only on
+the code it runs (``tests/test_dvc_deps.py`` follows these names too).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+# Where rationales and teacher labels come from (params key ``teacher``).
+TEACHERS = {
+    "palm": "the PaLM-540B outputs published with the paper (CQA and SVAMP)",
+    "plain": "the LLM of teacher_model",
+    "rag": "the LLM of teacher_model, reading the retrieved evidence",
+    "none": "no teacher (finetune only)",
+}
+
+# Teacher backends (``teacher_model.backend``): a ``ragdistill.teachers.base.Teacher`` subclass each.
+BACKENDS = {
+    "llama_cpp": "ragdistill.teachers.llama_cpp:LlamaCppTeacher",  # a GGUF in-process
+    "openai": "ragdistill.teachers.openai_http:OpenAITeacher",  # any OpenAI-compatible server
+    "transformers": "ragdistill.teachers.transformers_backend:TransformersTeacher",  # a local causal LM
+}
+
+# What the teacher stage does with a label that disagrees with gold (``teacher_model.label_policy``).
+LABEL_POLICIES = {
+    "keep": "store the teacher's label as it is",
+    "gold_if_wrong": "replace a wrong teacher label by the gold one",
+}
+
+# Retrievers (``retrieval.method``): a ``ragdistill.retrieval.base.Retriever`` subclass each.
+RETRIEVERS = {
+    "bm25": "ragdistill.retrieval.bm25:BM25Retriever",
+    "dense": "ragdistill.retrieval.dense:DenseRetriever",
+    "hybrid": "ragdistill.retrieval.hybrid:HybridRetriever",
+}
+
+# What a retrieval query is made of (``retrieval.query``): a function of the example.
+QUERIES = {
+    "question": "ragdistill.retrieval.run:question_only",
+    "question+choices": "ragdistill.retrieval.run:question_and_choices",
+}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    builder: str  # "module:function" returning list[Passage]
+    from_examples: bool  # built from the dataset's training examples (else read from the data root)
+
+
+# Retrieval corpora (``retrieval.corpus.<dataset>``; a dataset's default is in its DatasetSpec).
+CORPORA = {
+    "openbook": Corpus("ragdistill.data.corpora:load_openbook", from_examples=False),
+    "strategyqa_facts": Corpus("ragdistill.data.corpora:strategyqa_fact_pool", from_examples=True),
+    "solved_examples": Corpus("ragdistill.data.corpora:solved_examples_memory", from_examples=True),
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    uses_teacher: bool  # learns teacher labels or rationales (so its training file holds them)
+    stage: str  # the dvc.yaml stage that trains it
+    summary: str
+
+
+# Student training methods; ``ragdistill.students.formatting.build_task_rows`` turns examples into rows.
+METHODS = {
+    "finetune": Method(uses_teacher=False, stage="train-baseline", summary="gold labels"),
+    "distill": Method(uses_teacher=True, stage="train-baseline", summary="the teacher's labels"),
+    "sbs": Method(uses_teacher=True, stage="train-sbs",
+                  summary="labels and the teacher's rationales, weighted by train.alpha"),
+}
+
+
+def load(target: str) -> Any:
+    """The object a ``"module:attribute"`` registry entry names."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def lookup(registry: dict, name: str, what: str) -> Any:
+    """``registry[name]``, or a ValueError that lists the allowed names."""
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(registry)}")
+    return registry[name]
