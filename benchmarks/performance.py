@@ -593,8 +593,8 @@ def render() -> str:
     if torch.cuda.is_available() or (OUT / "gpu.json").exists():
         out += ["## GPU", "", "See `reports/benchmarks/gpu.json`.", ""]
     else:
-        out += ["## GPU", "", "No GPU was lent to the sessions that ran these benchmarks, so the CUDA path's "
-                "tokens per second are not measured.", ""]
+        out += ["## GPU", "", "These benchmarks ran without a GPU; the CUDA path is measured by "
+                "`benchmarks/cuda_check.py` on a GPU machine (`reports/benchmarks/cuda.md`).", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
