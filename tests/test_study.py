@@ -186,8 +186,8 @@ def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     assert "evaluated on cpu and cuda." in build_report([older, on_gpu], figures=tmp_path)
     on_gpu["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 16, "gpu": "NVIDIA H200", "recorded": True}
     text = build_report([older, with_params(2), on_gpu], figures=tmp_path)
-    assert ("- Compute: 2 cores of an AMD EPYC (AVX2), no GPU (not recorded in the snapshot; as this report "
-            "stated then): 2 runs; 16 cores of an Intel(R) Xeon(R) Processor, GPU NVIDIA H200: 1 run.") in text
+    assert ("- Compute: 2 cores of an AMD EPYC (AVX2), no GPU (not recorded by the run itself): "
+            "2 runs; 16 cores of an Intel(R) Xeon(R) Processor, GPU NVIDIA H200: 1 run.") in text
 
 
 def test_a_table_whose_runs_span_machines_says_which_machine_ran_what(tmp_path):
