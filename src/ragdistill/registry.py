@@ -64,15 +64,13 @@ CORPORA = {
 class Method:
     uses_teacher: bool  # learns teacher labels or rationales (so its training file holds them)
     stage: str  # the dvc.yaml stage that trains it
-    summary: str
 
 
 # Student training methods; ``ragdistill.students.formatting.build_task_rows`` turns examples into rows.
 METHODS = {
-    "finetune": Method(uses_teacher=False, stage="train-baseline", summary="gold labels"),
-    "distill": Method(uses_teacher=True, stage="train-baseline", summary="the teacher's labels"),
-    "sbs": Method(uses_teacher=True, stage="train-sbs",
-                  summary="labels and the teacher's rationales, weighted by train.alpha"),
+    "finetune": Method(uses_teacher=False, stage="train-baseline"),  # gold labels
+    "distill": Method(uses_teacher=True, stage="train-baseline"),  # the teacher's labels
+    "sbs": Method(uses_teacher=True, stage="train-sbs"),  # labels and rationales, weighted by train.alpha
 }
 
 
