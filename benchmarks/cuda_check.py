@@ -59,18 +59,18 @@ def _examples(split: str, limit: int) -> list:
 def _train(source: str, out: Path, examples: int, max_steps: int, batch_size: int) -> dict:
     """One train-sbs run (in this process, on whatever device the environment leaves the Trainer)."""
     from ragdistill.config import load_params
-    from ragdistill.students.formatting import build_task_rows
+    from ragdistill.students.formatting import build_task_examples
     from ragdistill.students.models import load_student
     from ragdistill.students.trainer import train_student
 
     settings = load_params()
-    rows, _ = build_task_rows(_examples("train", examples), "sbs", alpha=settings.train.alpha)
+    groups, _ = build_task_examples(_examples("train", examples), "sbs", alpha=settings.train.alpha)
     student = load_student(source)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     seen = []  # the dtype the vocabulary projection computes in: shows whether mixed precision took effect
     hook = student.model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-    stats = train_student(student, rows, out, lr=settings.train.lr, epochs=1.0, batch_size=batch_size, seed=0,
+    stats = train_student(student, groups, out, lr=settings.train.lr, epochs=1.0, batch_size=batch_size, seed=0,
                           max_steps=max_steps, checkpoint_dir=out.with_name(out.name + "-checkpoints"),
                           save_steps=10**6, max_input_tokens=settings.student.max_input_tokens,
                           max_target_tokens=settings.student.max_target_tokens)

@@ -29,6 +29,11 @@ def _run(args: list[str], cwd: Path, env: dict) -> str:
     return result.stdout + result.stderr
 
 
+def _correct(repo: Path, dataset: str, method: str) -> dict[str, bool]:
+    rows = (repo / "reports" / "predictions" / f"{dataset}-{method}.jsonl").read_text().splitlines()
+    return {row["id"]: row["correct"] for row in map(json.loads, rows)}
+
+
 def _ran_stages(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
@@ -67,6 +72,24 @@ def test_repro_end_to_end_then_nothing_to_do(tiny_repo):
         assert {"finetune", "distill", "sbs", "teacher-palm"} <= set(metrics[dataset])
         assert all(0.0 <= v <= 1.0 for v in metrics[dataset].values())
     assert (repo / "reports" / "figures" / "accuracy.png").stat().st_size > 1000
+    for dataset in ("svamp", "cqa"):
+        # The learning gate: each student minus the untrained one, from the two prediction files.
+        gate = json.loads((repo / "reports" / "learning" / f"{dataset}.json").read_text())
+        base = _correct(repo, dataset, "untrained")
+        assert gate["untrained"]["accuracy"] == round(100 * sum(base.values()) / len(base), 2)
+        assert [row["name"] for row in gate["rows"]] == ["finetune", "distill", "sbs"]
+        for row in gate["rows"]:
+            mine = _correct(repo, dataset, row["name"])
+            diff = 100 * (sum(mine.values()) - sum(base.values())) / len(base)
+            assert row["minus_untrained"]["diff"] == pytest.approx(diff, abs=0.01)
+            assert row["minus_untrained"]["low"] <= row["minus_untrained"]["diff"] <= row["minus_untrained"]["high"]
+            assert row["learned"] == (row["minus_untrained"]["low"] > 0)
+        # Each student was validated on held-out training questions after its epoch, and the best kept.
+        stats = json.loads((repo / "models" / dataset / "sbs" / "train_stats.json").read_text())
+        split = json.loads((repo / "data" / "splits" / dataset / "summary.json").read_text())
+        assert split["valid"] > 0 and stats["validation"]["examples"] == split["valid"]
+        assert stats["validation"]["history"] and stats["validation"]["saved"] == "best"
+    assert "minus untrained (95%)" in (repo / "reports" / "RESULTS.md").read_text()
     second = _run(["dvc", "repro"], repo, env)
     assert _ran_stages(second) == set(), second
     _run(["git", "add", "-A"], repo, env)
@@ -86,7 +109,7 @@ def test_changing_alpha_reruns_only_sbs(tiny_repo):
     # train.alpha is a parameter of the sbs students only: the baselines and the data stages stay.
     assert {"train-sbs@svamp", "train-sbs@cqa", "evaluate@svamp-sbs", "evaluate@cqa-sbs"} <= ran
     assert not any(s.startswith(("prepare", "split", "train-baseline", "evaluate@svamp-f",
-                                 "evaluate@cqa-d"))
+                                 "evaluate@cqa-d", "evaluate-untrained"))
                    for s in ran), ran
 
 
@@ -128,6 +151,12 @@ def test_rag_teacher_experiment(tiny_repo, smollm2_gguf):
             "train-sbs@openbookqa", "evaluate@openbookqa-sbs"} <= ran, ran
     finetune = {"train-baseline@openbookqa-finetune", "evaluate@openbookqa-finetune", "cost@openbookqa-finetune"}
     assert not finetune & ran, ran
+    # The gold-fact control: no model runs, the rationale is each question's gold book fact.
+    out = _run(["dvc", "exp", "run", "-S", "teacher=gold_fact", "-S", "datasets=[openbookqa]", "-n", "obqa-gold"],
+               repo, env)
+    assert {"annotate-teacher@openbookqa", "train-sbs@openbookqa"} <= _ran_stages(out)
+    sbs = [json.loads(line) for line in (repo / "data/splits/openbookqa/train-sbs.jsonl").read_text().splitlines()]
+    assert sbs and all(row["rationale"] == row["meta"]["gold_fact"] for row in sbs if row["meta"].get("gold_fact"))
     _run(["dvc", "exp", "apply", "obqa-rag"], repo, env)  # the next test starts from the RAG experiment
 
 

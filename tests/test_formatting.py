@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragdistill.students import TASK_PREFIXES, TaskFormatter, build_task_rows
-from ragdistill.students.formatting import TASK_CUES
+from ragdistill.students.formatting import TASK_CUES, build_task_examples
 
 # --------------------------------------------------------------------------- build_task_rows
 
@@ -35,10 +35,9 @@ def test_sbs_rows_and_weights(tiny_examples, alpha):
     rationale_rows = [r for r in rows if r[0] == "rationale"]
     assert [r[2] for r in label_rows] == [e.label for e in examples]
     assert [r[2] for r in rationale_rows] == [e.rationale for e in examples]
-    assert all(r[3] == pytest.approx(2 * alpha) for r in label_rows)
-    assert all(r[3] == pytest.approx(2 * (1 - alpha)) for r in rationale_rows)
-    # The mean weight over both tasks is 1: a batch mean estimates alpha * L_label + (1 - alpha) * L_rationale.
-    assert sum(r[3] for r in rows) / len(rows) == pytest.approx(1.0)
+    # Each row carries its task's weight in alpha * L_label + (1 - alpha) * L_rationale.
+    assert all(r[3] == pytest.approx(alpha) for r in label_rows)
+    assert all(r[3] == pytest.approx(1 - alpha) for r in rationale_rows)
     assert skipped == {"no_teacher_label": 0, "no_rationale": 0}
 
 
@@ -60,13 +59,23 @@ def test_sbs_teacher_labels_and_missing_parts(tiny_examples):
 def test_sbs_alpha_one_has_no_rationale_rows(tiny_examples):
     rows, _ = build_task_rows(tiny_examples(3), "sbs", alpha=1.0)
     assert [r[0] for r in rows] == ["label"] * 3
-    assert all(r[3] == 2.0 for r in rows)
+    assert all(r[3] == 1.0 for r in rows)
 
 
 def test_sbs_alpha_zero_has_no_label_rows(tiny_examples):
     rows, _ = build_task_rows(tiny_examples(3), "sbs", alpha=0.0)
     assert [r[0] for r in rows] == ["rationale"] * 3
-    assert all(r[3] == 2.0 for r in rows)
+    assert all(r[3] == 1.0 for r in rows)
+
+
+def test_examples_keep_their_task_rows_together(tiny_examples):
+    examples = tiny_examples(3, no_rationale=(1,))
+    groups, skipped = build_task_examples(examples, "sbs", 0.4)
+    assert [[row[0] for row in rows] for rows in groups] == [["label", "rationale"], ["label"], ["label", "rationale"]]
+    assert all(rows[0][1] == rows[-1][1] == e.input for rows, e in zip(groups, examples))
+    assert skipped["no_rationale"] == 1
+    flat, _ = build_task_rows(examples, "sbs", 0.4)
+    assert flat == [row for rows in groups for row in rows]
 
 
 def test_unknown_method(tiny_examples):

@@ -99,6 +99,7 @@ def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_exampl
         paths.annotations("cqa", teacher).write_text("".join(json.dumps(r) + "\n" for r in records))
         params.update(teacher=teacher)
         params["split"]["fraction"]["cqa"] = 0.5
+        params["split"]["valid_size"] = 0.0
         Path("params.yaml").write_text(yaml.safe_dump(params))
         split(load_params(), "cqa")
         outputs[teacher] = {name: paths.split_file("cqa", name).read_bytes()
@@ -115,3 +116,93 @@ def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_exampl
         assert "prompt_hash" not in row["meta"]
     assert [paths.training_file("cqa", m).name for m in ("finetune", "distill", "sbs")] == [
         "train-finetune.jsonl", "train-distill.jsonl", "train-sbs.jsonl"]
+
+
+def _stage_dir(tmp_path, monkeypatch, tiny_examples, teacher: str, valid_size: float = 0.0):
+    """A scratch working directory with prepared OpenBookQA-like examples and a params.yaml for ``teacher``."""
+    import yaml
+
+    from ragdistill import paths
+    from ragdistill.data.example import save_examples
+
+    monkeypatch.chdir(tmp_path)
+    examples = tiny_examples(12)
+    for i, example in enumerate(examples):
+        example.rationale = example.teacher_label = None
+        example.meta = {"gold_fact": f"fact number {i}" if i != 3 else None}
+    save_examples(paths.prepared("openbookqa", "train"), examples[:8])
+    save_examples(paths.prepared("openbookqa", "eval"), examples[8:])
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params.update(teacher=teacher, datasets=["openbookqa"])
+    params["split"].update(valid_size=valid_size, fraction={"openbookqa": 1.0})
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    return examples
+
+
+def test_gold_fact_control_annotates_every_training_question_with_its_fact(tmp_path, monkeypatch, tiny_examples):
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.data.example import load_examples
+    from ragdistill.io import read_jsonl
+    from ragdistill.pipeline.annotate_teacher import run as annotate_stage
+    from ragdistill.pipeline.split import run as split
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "gold_fact")
+    report = annotate_stage(load_params(), "openbookqa")
+    assert report == {"dataset": "openbookqa", "teacher": "gold_fact", "train": 8, "with_fact": 7, "eval": None}
+    records = {r["id"]: r for r in read_jsonl(paths.annotations("openbookqa", "gold_fact"))}
+    assert records[examples[0].id]["rationale"] == "fact number 0" and records[examples[3].id]["rationale"] is None
+    assert all(records[e.id]["teacher_label"] == e.label for e in examples[:8])
+    split(load_params(), "openbookqa")
+    sbs = {e.id: e for e in load_examples(paths.split_file("openbookqa", "train-sbs"))}
+    assert sbs[examples[5].id].rationale == "fact number 5" and sbs[examples[3].id].rationale is None
+
+
+def test_gold_fact_control_needs_facts(tmp_path, monkeypatch, tiny_examples):
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.data.example import load_examples, save_examples
+    from ragdistill.pipeline.annotate_teacher import run as annotate_stage
+
+    _stage_dir(tmp_path, monkeypatch, tiny_examples, "gold_fact")
+    train = load_examples(paths.prepared("openbookqa", "train"))
+    for example in train:
+        example.meta = {}
+    save_examples(paths.prepared("openbookqa", "train"), train)
+    with pytest.raises(SystemExit, match="teacher gold_fact needs gold facts"):
+        annotate_stage(load_params(), "openbookqa")
+
+
+def test_split_refuses_an_unfinished_annotation(tmp_path, monkeypatch, tiny_examples):
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.io import DataError
+    from ragdistill.pipeline.split import run as split
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain", valid_size=0.25)
+    # A run stopped after 5 of the 8 training questions published what it had.
+    done = [annotation_record(e, "train") for e in examples[:5]]
+    paths.annotations("openbookqa", "plain").parent.mkdir(parents=True)
+    paths.annotations("openbookqa", "plain").write_text("".join(json.dumps(r) + "\n" for r in done))
+    with pytest.raises(DataError, match=r"openbookqa-plain.jsonl: no teacher record for 3 of the 8 chosen training "
+                                        r"examples .*dvc repro annotate-teacher@openbookqa"):
+        split(load_params(), "openbookqa")
+    assert not paths.split_file("openbookqa", "train-sbs").exists()
+
+
+def test_split_holds_out_validation_from_the_training_questions(tmp_path, monkeypatch, tiny_examples):
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.data.example import load_examples
+    from ragdistill.pipeline.split import run as split
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "gold_fact", valid_size=0.25)
+    from ragdistill.pipeline.annotate_teacher import run as annotate_stage
+
+    annotate_stage(load_params(), "openbookqa")
+    info = split(load_params(), "openbookqa")
+    assert (info["train"], info["valid"], info["eval"]) == (6, 2, 4)
+    ids = {name: {e.id for e in load_examples(paths.split_file("openbookqa", name))}
+           for name in ("train-sbs", "valid", "eval")}
+    assert ids["valid"] | ids["train-sbs"] == {e.id for e in examples[:8]}
+    assert not ids["valid"] & ids["train-sbs"] and not ids["valid"] & ids["eval"]

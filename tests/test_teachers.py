@@ -234,6 +234,25 @@ def test_annotate_caches_resumes_and_applies_the_label_policy(tmp_path, tiny_exa
         annotate(examples, other, DecodingSettings(), [], None, cache, label_policy="teacher")
 
 
+def test_annotate_publishes_its_progress_and_keeps_it_when_the_teacher_fails(tmp_path, tiny_examples):
+    examples = tiny_examples(5)
+
+    class FailsOnTheFifth(ScriptedTeacher):
+        def complete(self, prompts, settings):
+            if len(self.asked) >= 4:
+                raise TeacherError("the server went away")
+            return super().complete(prompts, settings)
+
+    published = []
+    teacher = FailsOnTheFifth({"apples": "So the answer is (a) trees."})
+    with pytest.raises(TeacherError, match="4 new replies of 5"):
+        annotate(examples, teacher, DecodingSettings(), [], None, AnnotationCache(tmp_path / "c.jsonl"),
+                 batch_size=1, progress=False, publish=published.append, publish_every=2)
+    assert [[e.id for e in done] for done in published] == [["tiny-0", "tiny-1"], ["tiny-0", "tiny-1", "tiny-2",
+                                                                                  "tiny-3"]]
+    assert published[0][0].teacher_label == "trees" and published[0][0].meta["prompt_hash"]
+
+
 # -- the HTTP backend against small local servers ---------------------------------------------------------
 
 class _Handler(http.server.BaseHTTPRequestHandler):

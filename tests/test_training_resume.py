@@ -21,7 +21,7 @@ SCRIPT = """
 import json, os, signal, sys
 from transformers import TrainerCallback
 from ragdistill.data import Example
-from ragdistill.students.formatting import build_task_rows
+from ragdistill.students.formatting import build_task_examples
 from ragdistill.students.models import load_student
 from ragdistill.students.trainer import train_student
 
@@ -38,8 +38,8 @@ pairs = [("Where do apples grow?", "trees", "Apples grow on trees."),
          ("How many points is a win?", "3", "A win is 3 points."),
          ("Which of these is a fruit?", "apple", "An apple is a fruit.")]
 examples = [Example(id=str(i), input=q, label=a, source="test", rationale=r) for i, (q, a, r) in enumerate(pairs)]
-rows, _ = build_task_rows(examples, "sbs", alpha=0.5)
-stats = train_student(load_student("tiny-llama"), rows, output_dir, lr=lr, epochs=1.0, batch_size=4,
+groups, _ = build_task_examples(examples, "sbs", alpha=0.5)
+stats = train_student(load_student("tiny-llama"), groups, output_dir, lr=lr, epochs=1.0, batch_size=4,
                       max_steps=STEPS, save_steps=SAVE_EVERY, max_input_tokens=64, max_target_tokens=32,
                       checkpoint_dir=checkpoint_dir, callbacks=[KillAt()] if kill_at else [])
 print("STATS " + json.dumps({k: stats[k] for k in ("steps", "resumed_from")}))

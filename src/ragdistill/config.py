@@ -23,6 +23,7 @@ __all__ = ["METHODS", "ConfigError", "Params", "load_params", "stage_params", "v
 # Allowed values of the keys that are no extension point (those are in ragdistill.registry).
 SCORINGS = ("auto", "choices", "generate")
 SBS_LABELS = ("gold", "teacher")
+BATCHINGS = ("paired", "rows")  # train.batching; ragdistill.students.trainer says what each does
 
 
 class ConfigError(ValueError):
@@ -84,6 +85,7 @@ class TrainParams:
     warmup_ratio: float = 0.0
     seed: int = 0
     sbs_labels: str = "gold"
+    batching: str = "paired"
     max_steps: int = -1
 
 
@@ -215,6 +217,7 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
                                 ("teacher_model.backend", params.teacher_model.backend, BACKENDS),
                                 ("teacher_model.label_policy", params.teacher_model.label_policy, LABEL_POLICIES),
                                 ("train.sbs_labels", params.train.sbs_labels, SBS_LABELS),
+                                ("train.batching", params.train.batching, BATCHINGS),
                                 ("eval.scoring", params.eval.scoring, SCORINGS)):
         if value not in allowed:
             problems.bad(key, value, f"one of {', '.join(allowed)}")

@@ -16,6 +16,8 @@ TEACHERS = {
     "palm": "the PaLM-540B outputs published with the paper (CQA and SVAMP)",
     "plain": "the LLM of teacher_model",
     "rag": "the LLM of teacher_model, reading the retrieved evidence",
+    # A positive control rather than a teacher: what a student learns from a rationale that is surely right.
+    "gold_fact": "the question's gold fact as its rationale and the gold label (OpenBookQA, StrategyQA)",
     "none": "no teacher (finetune only)",
 }
 
@@ -72,6 +74,11 @@ METHODS = {
     "distill": Method(uses_teacher=True, stage="train-baseline"),  # the teacher's labels
     "sbs": Method(uses_teacher=True, stage="train-sbs"),  # labels and rationales, weighted by train.alpha
 }
+
+
+# The control row of every table: the student before any training, with the same prompt and scoring
+# (stage evaluate-untrained). A trained student that does not beat it has not learned.
+UNTRAINED = "untrained"
 
 
 def load(target: str) -> Any:

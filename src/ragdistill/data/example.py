@@ -39,6 +39,13 @@ class Example:
         return cls(**known)
 
 
+def gold_facts(example: Example) -> list[str]:
+    """The facts the dataset gives as support for the gold answer (OpenBookQA's book fact, StrategyQA's
+    facts), or an empty list."""
+    facts = example.meta.get("facts") or ([example.meta["gold_fact"]] if example.meta.get("gold_fact") else [])
+    return [str(f).strip() for f in facts if str(f).strip()]
+
+
 def save_examples(path: str | Path, examples: list[Example]) -> int:
     return write_jsonl(path, (example.to_dict() for example in examples))
 

@@ -1,12 +1,17 @@
 """Stage annotate-teacher: a rationale and a label for the examples students learn from.
 
+- ``gold_fact``: a positive control, no model runs: each training question's gold fact (OpenBookQA,
+  StrategyQA) is its rationale and the gold label its label, so that sbs shows what a surely right
+  rationale gives this student.
 - ``palm`` / ``none``: no model runs. The published PaLM outputs stay where the dataset keeps them
   (``data/prepared``; they are the dataset's files, not ours to republish), so the annotation file
   only records, per example, where its teacher output comes from.
 - ``plain`` / ``rag``: the LLM teacher answers the training examples that ``split`` will choose (the
   same fraction and seed) and the evaluation examples (its own accuracy), without and with retrieved
   evidence. Replies go to a cache keyed by (model, prompt, decoding settings) as they arrive, so a killed
-  run resumes where it stopped and never asks twice; a changed fraction reuses every answer it has.
+  run resumes where it stopped and never asks twice; a changed fraction reuses every answer it has. Every
+  50 replies the published file is rewritten with what is answered so far, so that a long run's progress
+  can be committed and resumed on another machine.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 
 from ragdistill import paths
 from ragdistill.config import Params
-from ragdistill.data.example import Example, load_examples
+from ragdistill.data.example import Example, gold_facts, load_examples
 from ragdistill.data.registry import task_kind
 from ragdistill.data.split import choose_training
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct
@@ -75,12 +80,32 @@ def remember_footprint(params: Params, footprint: dict) -> dict:
     return footprint
 
 
+def _gold_fact_control(dataset: str, train: list[Example], out) -> dict:
+    """Annotations of the gold-fact control for every training question (cheap, so any fraction is covered)."""
+    rows = []
+    for example in train:
+        facts = gold_facts(example)
+        rows.append({"id": example.id, "split": "train", "rationale": " ".join(facts) or None,
+                     "teacher_label": example.label, "meta": {"source": "gold_fact"}})
+    covered = sum(1 for row in rows if row["rationale"])
+    if not covered:
+        raise SystemExit(f"annotate-teacher: teacher gold_fact needs gold facts, and no {dataset} training question "
+                         "has one (OpenBookQA and StrategyQA do); choose another teacher in params.yaml")
+    write_jsonl(out, rows)
+    report = {"dataset": dataset, "teacher": "gold_fact", "train": len(rows), "with_fact": covered, "eval": None}
+    write_json(paths.teacher_report(dataset, "gold_fact"), report)
+    log(f"{dataset}: gold-fact control: {covered} of {len(rows)} training questions have a gold fact")
+    return report
+
+
 def run(params: Params, dataset: str) -> dict:
     started = time.perf_counter()
     teacher = params.teacher
     train = load_examples(paths.prepared(dataset, "train"))
     evaluation = load_examples(paths.prepared(dataset, "eval"))
     out = paths.annotations(dataset, teacher)
+    if teacher == "gold_fact":
+        return _gold_fact_control(dataset, train, out)
     if teacher in ("none", "palm"):
         rows = [{"id": e.id, "split": s, "source": "data/prepared" if teacher == "palm" else None}
                 for s, examples in (("train", train), ("eval", evaluation)) for e in examples]
@@ -109,15 +134,22 @@ def run(params: Params, dataset: str) -> dict:
     log(f"{dataset}: teacher {teacher} ({model.backend} {model.model}) on {len(chosen) + len(valid)} training "
         f"and {len(scored)} evaluation examples; {len(cache)} replies cached")
     known = _footprints().get(_footprint_key(params))
+    n_train = len(chosen) + len(valid)
+    training_ids = {e.id for e in chosen + valid}
+
+    def publish(done: list[Example]) -> None:
+        # Progress kept where git can keep it: a partial file is reused by the next run, and split refuses it.
+        write_jsonl(out, [annotation_record(e, "train" if e.id in training_ids else "eval") for e in done])
+
     with LazyTeacher(model.backend, footprint_store=known, **teacher_kwargs(params)) as llm:
         annotated, stats = annotate(chosen + valid + scored, llm, settings, demonstrations, evidence, cache,
-                                    batch_size=max(8, model.concurrency), label_policy=model.label_policy)
+                                    batch_size=max(8, model.concurrency), label_policy=model.label_policy,
+                                    publish=publish)
         footprint = llm.footprint()
         if llm.loaded:
             footprint = remember_footprint(params, footprint)
         else:
             log(f"{dataset}: every reply was cached or published; the teacher model was not loaded")
-    n_train = len(chosen) + len(valid)
     write_jsonl(out, [annotation_record(e, "train" if i < n_train else "eval") for i, e in enumerate(annotated)])
     kind = task_kind(dataset)
     eval_part = annotated[n_train:]

@@ -6,7 +6,7 @@ from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import load_examples, save_examples
 from ragdistill.data.split import choose_training, with_annotations, with_evidence, without_teacher
-from ragdistill.io import read_jsonl, write_json
+from ragdistill.io import DataError, read_jsonl, write_json
 from ragdistill.log import log
 from ragdistill.registry import METHODS
 
@@ -28,7 +28,14 @@ def run(params: Params, dataset: str) -> dict:
     fraction = params.fraction(dataset)
     chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
     gold = without_teacher(chosen)
-    records = {row["id"]: row for row in read_jsonl(paths.annotations(dataset, params.teacher))}
+    annotation_file = paths.annotations(dataset, params.teacher)
+    records = {row["id"]: row for row in read_jsonl(annotation_file)}
+    missing = [e.id for e in chosen + valid if e.id not in records]
+    if missing:
+        raise DataError(f"{annotation_file}: no teacher record for {len(missing)} of the "
+                        f"{len(chosen) + len(valid)} chosen training examples (the first: {missing[0]}); the "
+                        "annotation is unfinished or for another fraction: run "
+                        f"`dvc repro annotate-teacher@{dataset}` to complete it")
     chosen, valid = with_annotations(chosen, records), with_annotations(valid, records)
     files = {f"train-{name}": chosen if method.uses_teacher else gold for name, method in METHODS.items()}
     files.update(valid=valid, eval=without_teacher(evaluation))

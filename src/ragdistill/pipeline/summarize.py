@@ -1,11 +1,38 @@
-"""Stage summarize: a narrow metrics file for `dvc metrics`, the full table, the plot data."""
+"""Stage summarize: a narrow metrics file for `dvc metrics`, the full table, the plot data, and the learning
+gate: each student against the untrained student, paired on the same questions."""
 
 from __future__ import annotations
 
 from ragdistill import paths
 from ragdistill.config import Params
-from ragdistill.io import atomic_open, read_json, write_json, write_text
-from ragdistill.registry import METHODS
+from ragdistill.evaluation.metrics import paired_bootstrap
+from ragdistill.io import atomic_open, read_json, read_jsonl, write_json, write_text
+from ragdistill.registry import METHODS, UNTRAINED
+
+
+def learning_gate(dataset: str, students: list[str], resamples: int, seed: int) -> dict:
+    """Each student's accuracy minus the untrained student's on the same questions, with a 95% paired
+    bootstrap interval over questions (percent). A student learned when the interval's low end is above
+    zero; no comparison of teachers should rest on one that did not."""
+    def correct(method: str) -> dict[str, bool]:
+        return {row["id"]: bool(row["correct"]) for row in read_jsonl(paths.predictions(dataset, method))}
+
+    base = correct(UNTRAINED)
+    ids = sorted(base)
+    rows = []
+    for name in students:
+        mine = correct(name)
+        if sorted(mine) != ids:
+            raise ValueError(f"{paths.predictions(dataset, name)}: not the questions of "
+                             f"{paths.predictions(dataset, UNTRAINED)}; rerun the evaluate stages")
+        test = paired_bootstrap([mine[i] for i in ids], [base[i] for i in ids], resamples, seed)
+        change = {"diff": round(100 * test["difference"], 2), "low": round(100 * test["ci_low"], 2),
+                  "high": round(100 * test["ci_high"], 2)}
+        rows.append({"name": name, "accuracy": round(100 * sum(mine.values()) / len(ids), 2),
+                     "minus_untrained": change, "learned": test["ci_low"] > 0})
+    return {"dataset": dataset, "questions": len(ids),
+            "untrained": {"accuracy": round(100 * sum(base.values()) / len(ids), 2)}, "rows": rows,
+            "interval": "95% paired bootstrap over the evaluation questions, one trained model per row"}
 
 
 def run(params: Params) -> dict:
@@ -19,19 +46,25 @@ def run(params: Params) -> dict:
         if teacher_report.get("eval"):
             rows[f"teacher-{params.teacher}"] = {**teacher_report["eval"], "method": f"teacher ({params.teacher})",
                                                  "cost": teacher_report.get("cost")}
-        for method in METHODS:
+        for method in (UNTRAINED, *METHODS):
             result_path = paths.eval_result(dataset, method)
             if result_path.exists():
                 rows[method] = read_json(result_path)
                 cost_path = paths.REPORTS / "cost" / f"{dataset}-{method}.json"
                 if cost_path.exists():
                     rows[method]["cost"] = read_json(cost_path)
+        learning = None
+        if UNTRAINED in rows:
+            trained = [name for name in rows if name in METHODS]
+            learning = learning_gate(dataset, trained, params.eval.bootstrap, params.eval.seed)
+            write_json(paths.REPORTS / "learning" / f"{dataset}.json", learning)
         unparsed = teacher_report.get("unparsed") or {
             s: prepared[s]["teacher_label_unparsed"] for s in ("train", "eval")}
         details[dataset] = {"fraction": split_info["fraction"], "train_examples": split_info["train"],
                             "eval_examples": split_info["eval"], "teacher": params.teacher,
                             "student_evidence": bool(split_info.get("student_evidence")),
-                            "seed": params.train.seed, "teacher_unparsed": unparsed, "rows": rows}
+                            "seed": params.train.seed, "teacher_unparsed": unparsed, "rows": rows,
+                            "learning": learning}
         metrics[dataset] = {name: row["accuracy"] for name, row in rows.items()}
         for name, row in rows.items():
             table.append({"dataset": dataset, "variant": name, "fraction": split_info["fraction"],
@@ -61,6 +94,14 @@ def _cost_cells(cost: dict | None) -> str:
     return f"{latency} | {params} | {peak}"
 
 
+def _gate_cell(row: dict | None) -> str:
+    if row is None:
+        return "–"
+    change = row["minus_untrained"]
+    return (f"{change['diff']:+.1f} [{change['low']:+.1f}, {change['high']:+.1f}]"
+            + ("" if row["learned"] else " did not learn"))
+
+
 def _overlap(a: dict, b: dict) -> bool:
     return a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]
 
@@ -76,17 +117,25 @@ def results_markdown(details: dict, params: Params) -> str:
     for dataset, info in details.items():
         lines += [f"## {dataset}: {info['train_examples']} training examples ({info['fraction']:.0%}), "
                   f"{info['eval_examples']} evaluation examples", "",
-                  "| variant | accuracy % | 95% interval | train s | eval s | train tokens/s | padding "
-                  "| latency ms | params M | peak MB |",
-                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| variant | accuracy % | 95% interval | minus untrained (95%) | train s | eval s | train tokens/s "
+                  "| padding | latency ms | params M | peak MB |",
+                  "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        gate = {row["name"]: row for row in (info["learning"] or {}).get("rows", [])}
         for name, row in info["rows"].items():
             lines.append(
                 f"| {name} | {_pct(row['accuracy'])} | {_pct(row['ci_low'])}–{_pct(row['ci_high'])} | "
+                f"{_gate_cell(gate.get(name))} | "
                 f"{row.get('train_seconds', '–') or '–'} | {row.get('eval_seconds', '–') or '–'} | "
                 f"{row.get('train_tokens_per_second', '–') or '–'} | "
                 f"{_pct(row.get('padding_waste')) + '%' if row.get('padding_waste') is not None else '–'} | "
                 f"{_cost_cells(row.get('cost'))} |")
-        students = [n for n in info["rows"] if not n.startswith("teacher")]
+        not_learned = [name for name, row in gate.items() if not row["learned"]]
+        if not_learned:
+            lines += ["", "**Did not learn** (not above the untrained student, paired, 95%): "
+                      + ", ".join(not_learned) + ". No comparison of teachers rests on these rows."]
+        elif info["learning"] is None:
+            lines += ["", "No untrained-student row (stage evaluate-untrained): no student is shown to have learned."]
+        students = [n for n in info["rows"] if n in METHODS]
         pairs = [(a, b) for i, a in enumerate(students) for b in students[i + 1:]]
         overlapping = [f"{a} and {b}" for a, b in pairs if _overlap(info["rows"][a], info["rows"][b])]
         lines += ["", f"Unparseable teacher labels: {info['teacher_unparsed']['train']} in train, "

@@ -7,12 +7,14 @@ from pathlib import Path
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import load_examples
+from ragdistill.data.registry import task_kind
+from ragdistill.evaluation.scoring import scoring_mode
 from ragdistill.io import write_json
 from ragdistill.log import log
 from ragdistill.registry import METHODS
-from ragdistill.students.formatting import build_task_rows
+from ragdistill.students.formatting import build_task_examples
 from ragdistill.students.models import load_student
-from ragdistill.students.trainer import train_student
+from ragdistill.students.trainer import Validation, train_student
 
 
 def run(params: Params, dataset: str, method: str) -> dict:
@@ -20,18 +22,25 @@ def run(params: Params, dataset: str, method: str) -> dict:
         raise SystemExit(f"train {method}: teacher is 'none', so there are no teacher labels or rationales; "
                          "set teacher (params.yaml) or train only finetune")
     examples = load_examples(paths.training_file(dataset, method))
-    rows, skipped = build_task_rows(examples, method, params.train.alpha, params.train.sbs_labels)
-    if not rows:
+    groups, skipped = build_task_examples(examples, method, params.train.alpha, params.train.sbs_labels)
+    if not groups:
         raise SystemExit(f"train {method} on {dataset}: no training rows (skipped: {skipped})")
-    log(f"training {method} on {dataset}: {len(examples)} examples -> {len(rows)} task rows; skipped {skipped}")
+    # Validation is scored on gold labels with the eval stage's scoring; it never reads the eval split.
+    valid = load_examples(paths.split_file(dataset, "valid"))
+    validation = Validation(valid, task_kind(dataset), scoring_mode(params.eval.scoring, dataset),
+                            params.eval.max_new_tokens, params.eval.batch_size) if valid else None
+    log(f"training {method} on {dataset}: {len(groups)} examples, {sum(map(len, groups))} task rows "
+        f"({params.train.batching} batching), skipped {skipped}; "
+        + (f"the best of each epoch on {len(valid)} validation examples is kept" if valid else
+           "no validation examples (split.valid_size is 0): the last weights are kept"))
     log(f"loading student {params.student.model}")
     student = load_student(params.student.model)
     t = params.train
     stats = train_student(
-        student, rows, paths.model_dir(dataset, method), lr=t.lr, epochs=t.epochs, batch_size=t.batch_size,
+        student, groups, paths.model_dir(dataset, method), lr=t.lr, epochs=t.epochs, batch_size=t.batch_size,
         grad_accum=t.grad_accum, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, seed=t.seed,
         max_steps=t.max_steps, max_input_tokens=params.student.max_input_tokens,
-        max_target_tokens=params.student.max_target_tokens,
+        max_target_tokens=params.student.max_target_tokens, batching=t.batching, validation=validation,
         checkpoint_dir=Path(".cache/checkpoints") / dataset / method,
     )
     stats.update(method=method, dataset=dataset, examples=len(examples), skipped=skipped,
@@ -39,4 +48,7 @@ def run(params: Params, dataset: str, method: str) -> dict:
     write_json(paths.model_dir(dataset, method) / "train_stats.json", stats)
     log(f"trained {method} on {dataset} in {stats['train_seconds']} s: {stats['real_tokens_per_second']} tokens/s, "
         f"{stats['padding_waste']:.1%} padding")
+    if stats["validation"] and stats["validation"]["best"]:
+        best = stats["validation"]["best"]
+        log(f"kept the weights of epoch {best['epoch']:g} (step {best['step']}): {best['accuracy']:.1f}% on validation")
     return stats

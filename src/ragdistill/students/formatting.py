@@ -51,20 +51,24 @@ class TaskFormatter:
         return row
 
 
-def build_task_rows(
-    examples: list[Example], method: str, alpha: float = 0.5, sbs_labels: str = "gold"
-) -> tuple[list[tuple[str, str, str, float]], dict]:
-    """(task, input, target, weight) rows for a training method, and counts of what was left out.
+TaskRow = tuple[str, str, str, float]  # (task, input, target, weight of the task in the loss)
 
-    - ``finetune``: gold labels. ``distill``: the teacher's labels (examples whose teacher label could
+
+def build_task_examples(
+    examples: list[Example], method: str, alpha: float = 0.5, sbs_labels: str = "gold"
+) -> tuple[list[list[TaskRow]], dict]:
+    """The task rows of each training example (one list per example), and counts of what was left out.
+
+    - ``finetune``: a gold label row. ``distill``: a teacher label row (examples whose teacher label could
       not be parsed are left out and counted). ``sbs``: a label row (gold or teacher label, per
-      ``sbs_labels``) and a rationale row per example.
-    - Weights make the mean over a batch an unbiased estimate of the paper's
-      ``alpha * label_loss + (1 - alpha) * rationale_loss``: with two tasks, each label row weighs
-      ``2 * alpha`` and each rationale row ``2 * (1 - alpha)``.
+      ``sbs_labels``) and a rationale row.
+    - A row's weight is its task's weight in the paper's loss ``alpha * label_loss + (1 - alpha) *
+      rationale_loss`` (1 for the single task of finetune and distill). A task with zero weight teaches
+      nothing and gets no rows.
     """
-    rows, skipped = [], {"no_teacher_label": 0, "no_rationale": 0}
+    groups, skipped = [], {"no_teacher_label": 0, "no_rationale": 0}
     for example in examples:
+        rows: list[TaskRow] = []
         if method == "finetune":
             rows.append(("label", example.input, example.label, 1.0))
         elif method == "distill":
@@ -74,15 +78,24 @@ def build_task_rows(
             rows.append(("label", example.input, example.teacher_label, 1.0))
         elif method == "sbs":
             label = example.label if sbs_labels == "gold" else example.teacher_label
-            # A task with zero weight teaches nothing: do not spend compute on it.
             if not label:
                 skipped["no_teacher_label"] += 1
             elif alpha > 0:
-                rows.append(("label", example.input, label, 2 * alpha))
+                rows.append(("label", example.input, label, alpha))
             if not example.rationale:
                 skipped["no_rationale"] += 1
             elif alpha < 1:
-                rows.append(("rationale", example.input, example.rationale, 2 * (1 - alpha)))
+                rows.append(("rationale", example.input, example.rationale, 1 - alpha))
         else:
             raise ValueError(f"unknown training method {method!r}; expected finetune, distill or sbs")
-    return rows, skipped
+        if rows:
+            groups.append(rows)
+    return groups, skipped
+
+
+def build_task_rows(
+    examples: list[Example], method: str, alpha: float = 0.5, sbs_labels: str = "gold"
+) -> tuple[list[TaskRow], dict]:
+    """``build_task_examples`` flattened: every example's rows in order."""
+    groups, skipped = build_task_examples(examples, method, alpha, sbs_labels)
+    return [row for rows in groups for row in rows], skipped

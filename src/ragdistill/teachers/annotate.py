@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ragdistill.data.example import Example
@@ -57,6 +58,8 @@ def annotate(
     batch_size: int = 8,
     label_policy: str = "keep",
     progress: bool = True,
+    publish: Callable[[list[Example]], None] | None = None,
+    publish_every: int = 50,
 ) -> tuple[list[Example], AnnotationStats]:
     """Copies of ``examples`` with ``rationale``, ``teacher_label`` and ``meta`` (teacher model id,
     prompt_hash, evidence_ids, prompt/completion tokens, seconds, parse rule) filled in, and statistics.
@@ -77,6 +80,9 @@ def annotate(
 
     ``batch_size`` prompts are handed to the teacher at a time (a backend with ``concurrency`` keeps that
     many of them in flight, so make it at least the concurrency).
+
+    ``publish``, if given, is called after every ``publish_every`` new replies with the annotated examples
+    answered so far (in order), so that a long run keeps its progress outside the cache too.
 
     Raises TeacherError when the teacher fails (after its own retries); what was answered before is
     in the cache.
@@ -117,6 +123,9 @@ def annotate(
                 stats.completion_tokens += completion.completion_tokens
                 if bar is not None:
                     bar.update(1)
+                if publish is not None and stats.queried % publish_every == 0:
+                    publish([_annotated(item, teacher, cache, label_policy) for item in prepared
+                             if cache.get(item[3]) is not None])
     except TeacherError as err:
         raise TeacherError(
             f"{err}\n{stats.queried} new replies of {len(keys)} (and {stats.from_cache} cached before) are saved in "
@@ -130,25 +139,29 @@ def annotate(
         stats.examples_per_s = stats.queried / stats.seconds
         stats.tokens_per_s = stats.completion_tokens / stats.seconds
 
-    annotated = []
-    for example, task, _, key, ids in prepared:
-        record = cache.get(key)
-        rationale, label, how = parse_teacher_output(record["text"], example.choices, task=task)
-        out = copy.deepcopy(example)
-        out.rationale = rationale
-        out.teacher_label = label
-        out.meta.update({
-            "teacher": teacher.model_id, "prompt_hash": key, "evidence_ids": ids,
-            "prompt_tokens": record.get("prompt_tokens", 0), "completion_tokens": record.get("completion_tokens", 0),
-            "seconds": record.get("seconds", 0.0), "parse": how, "reply": record["text"],
-        })
-        if label is None:
-            stats.unparsed += 1
-        kind = "arithmetic" if task == "arithmetic" else "choice"  # the metric's own notion of agreement
-        if label_policy == "gold_if_wrong" and not is_correct(label, example.label, kind):
-            out.meta["teacher_label_raw"] = label
-            out.meta["label_corrected"] = True
-            out.teacher_label = example.label
-            stats.corrected += 1
-        annotated.append(out)
+    annotated = [_annotated(item, teacher, cache, label_policy) for item in prepared]
+    # Unparsed counts the teacher's own label, also where gold_if_wrong replaced it.
+    stats.unparsed = sum(1 for e in annotated if e.meta.get("teacher_label_raw", e.teacher_label) is None)
+    stats.corrected = sum(1 for e in annotated if e.meta.get("label_corrected"))
     return annotated, stats
+
+
+def _annotated(item: tuple, teacher: Teacher, cache: AnnotationCache, label_policy: str) -> Example:
+    """A copy of one prepared example with its cached reply parsed into rationale, label and meta."""
+    example, task, _, key, ids = item
+    record = cache.get(key)
+    rationale, label, how = parse_teacher_output(record["text"], example.choices, task=task)
+    out = copy.deepcopy(example)
+    out.rationale = rationale
+    out.teacher_label = label
+    out.meta.update({
+        "teacher": teacher.model_id, "prompt_hash": key, "evidence_ids": ids,
+        "prompt_tokens": record.get("prompt_tokens", 0), "completion_tokens": record.get("completion_tokens", 0),
+        "seconds": record.get("seconds", 0.0), "parse": how, "reply": record["text"],
+    })
+    kind = "arithmetic" if task == "arithmetic" else "choice"  # the metric's own notion of agreement
+    if label_policy == "gold_if_wrong" and not is_correct(label, example.label, kind):
+        out.meta["teacher_label_raw"] = label
+        out.meta["label_corrected"] = True
+        out.teacher_label = example.label
+    return out
