@@ -163,6 +163,24 @@ def test_report_tables_pair_the_same_questions_and_say_when_nothing_is_decided(t
         assert (tmp_path / name).stat().st_size > 1000
 
 
+def test_report_marks_students_that_do_not_beat_the_untrained_student(tmp_path):
+    untrained = [1] * 10 + [0] * 30  # 25%
+    better = [1] * 30 + [0] * 10  # 75%: learned
+    same = [0] * 10 + [1] * 10 + [0] * 20  # 25% on other questions: not above the control
+    snapshots = [_snapshot("plain", 0, {"untrained": untrained, "finetune": better, "distill": same, "sbs": better}),
+                 _snapshot("rag", 0, {"untrained": untrained, "finetune": better, "distill": same, "sbs": better})]
+    rows = table_rows(snapshots, "openbookqa", 0.1)
+    assert len(rows["untrained student"]["runs"]) == 1  # one model, whatever the cell
+    text = build_report(snapshots, figures=tmp_path)
+    assert "| untrained student | 25.0 |" in text
+    assert "| distill (plain teacher) (did not learn) | 25.0 |" in text and "| finetune | 75.0 |" in text
+    assert "**did not learn: distill (plain teacher), distill (rag teacher)**" in text
+    assert "distill (rag teacher) − distill (plain teacher)" in text
+    assert "(rests on distill (rag teacher) and distill (plain teacher), which did not learn)" in text
+    without = build_report([_snapshot("plain", 0, {"finetune": better})], figures=tmp_path)
+    assert "No untrained-student row in these runs" in without
+
+
 def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     from dataclasses import asdict
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Grid variants: the teacher, and whether the student reads evidence too.
-VARIANTS = {"plain": ("plain", False), "rag": ("rag", False), "rag-student-evidence": ("rag", True)}
+# Grid variants: the teacher, and whether the student reads evidence too. gold-fact is the positive control
+# (each question's gold fact as its rationale: what a surely right rationale gives this student).
+VARIANTS = {"plain": ("plain", False), "rag": ("rag", False), "rag-student-evidence": ("rag", True),
+            "gold-fact": ("gold_fact", False)}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from ragdistill.config import METHODS, load_params
 from ragdistill.data.example import Example
 from ragdistill.io import DataError, write_text
 from ragdistill.log import log
+from ragdistill.registry import UNTRAINED
 from ragdistill.study.snapshots import STUDY, load_snapshots, machine_label
 from ragdistill.study.stats import (
     MAJORITY,
@@ -22,6 +23,8 @@ from ragdistill.study.stats import (
     table_majority,
     verdict,
 )
+
+UNTRAINED_ROW = "untrained student"
 
 COMPARISONS = (  # (a, b, what it answers)
     ("sbs (rag teacher)", "sbs (plain teacher)", "RAG teacher vs plain teacher, step-by-step students"),
@@ -34,6 +37,7 @@ COMPARISONS = (  # (a, b, what it answers)
      "retrieval on the student's side too (distill, RAG teacher)"),
     ("finetune + student reads evidence", "finetune", "retrieval on the student's side (finetune)"),
     ("teacher: rag (few-shot, retrieval)", "teacher: plain (few-shot)", "the teachers themselves"),
+    ("sbs (gold_fact teacher)", "finetune", "the gold-fact control: sbs with each question's gold fact vs finetuning"),
     ("sbs (rag teacher)", MAJORITY, "step-by-step (RAG teacher) vs the label prior"),
 )
 
@@ -55,7 +59,11 @@ def table_rows(snapshots: list[dict], dataset: str, fraction: float) -> dict[str
         if snap["dataset"] != dataset or snap["fraction"] != fraction:
             continue
         for name, row in snap["rows"].items():
-            if name.startswith("teacher"):
+            if name == UNTRAINED:
+                if snap["student_evidence"]:
+                    continue  # its inputs carry evidence: not the control of the other rows
+                label, key = UNTRAINED_ROW, None  # the same model in every cell: one run
+            elif name.startswith("teacher"):
                 if snap["student_evidence"]:
                     continue  # the same teacher as the variant without student evidence
                 retrieval = ", retrieval" if snap["teacher"] == "rag" else ""
@@ -142,6 +150,25 @@ def _setup_lines(snapshots: list[dict]) -> list[str]:
             "" if same else " **Warning: the runs differ in parameters beyond the grid; compare with care.**")]
 
 
+def learning_gate(entries: dict[str, dict]) -> dict[str, bool]:
+    """Per student row, whether it beats the untrained student (paired, the 95% interval above zero). Empty
+    when the table has no untrained row."""
+    if UNTRAINED_ROW not in entries:
+        return {}
+    return {label: paired(entry, entries[UNTRAINED_ROW])["ci_low"] > 0 for label, entry in entries.items()
+            if label not in (UNTRAINED_ROW, MAJORITY) and not label.startswith("teacher")}
+
+
+def _gate_line(learned: dict[str, bool]) -> str:
+    if not learned:
+        return ("**No untrained-student row in these runs**, so no student here is shown to have learned: the "
+                "rows are not evidence for or against a teacher.")
+    failed = [label for label, ok in learned.items() if not ok]
+    return ("Learning gate (paired against the untrained student, 95%): "
+            + (f"**did not learn: {', '.join(failed)}**; no comparison should rest on these rows." if failed
+               else "every student row beats the untrained student."))
+
+
 def _row_line(label: str, row: dict, seeded: bool) -> str:
     latency = "–" if row["latency_s"] is None else f"{1000 * row['latency_s']:,.0f}"
     params = "–" if row["params"] is None else f"{row['params'] / 1e6:,.0f}M"
@@ -193,7 +220,10 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
                       "| row | accuracy % | 95% interval | seeds | per-seed % | latency ms/question "
                       "| parameters | peak memory MB |",
                       "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]
-            lines += [_row_line(label, row, None not in entries[label]["runs"]) for label, row in summary.items()]
+            learned = learning_gate(entries)
+            lines += [_row_line(label + ("" if learned.get(label, True) else " (did not learn)"), row,
+                                None not in entries[label]["runs"]) for label, row in summary.items()]
+            lines += ["", _gate_line(learned)]
             if majority:
                 shares = majority_share_line(entries, key[1], majority[0]["position"])
                 lines += ["", majority[1], *([shares] if shares else [])]
@@ -206,7 +236,9 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
                     result = paired(entries[a], entries[b])
                     only = "" if result["seeds"] is None else \
                         f" (seed{'s' * (len(result['seeds']) > 1)} {', '.join(map(str, result['seeds']))} only)"
-                    lines.append(f"| {what}: {a} − {b}{only} | {verdict(result)} | {result['p_value']:.3f} |")
+                    weak = [x for x in (a, b) if learned.get(x) is False]
+                    caveat = f" (rests on {' and '.join(weak)}, which did not learn)" if weak else ""
+                    lines.append(f"| {what}: {a} − {b}{only} | {verdict(result)}{caveat} | {result['p_value']:.3f} |")
             lines.append("")
         fraction_plot = plot_accuracy_vs_fraction(
             {f: s for f, (_, s) in per_fraction.items()}, figures / f"study-{dataset}-fraction.png", dataset)

@@ -21,6 +21,7 @@ from ragdistill.evaluation.metrics import is_correct
 from ragdistill.io import DataError, read_json, read_jsonl, write_json
 from ragdistill.log import log
 from ragdistill.machine import describe
+from ragdistill.registry import UNTRAINED
 from ragdistill.study.grid import VARIANTS, Cell, parse_cell
 
 STUDY = paths.REPORTS / "study"
@@ -74,7 +75,7 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
     rows = {}
     for name, row in info["rows"].items():
         rows[name] = {k: row.get(k) for k in ROW_FIELDS}  # None where absent: a teacher's row has no device
-        if name in METHODS:
+        if name in METHODS or name == UNTRAINED:
             correct = _correct_by_id(paths.predictions(cell.dataset, name))
         else:
             correct = teacher_correct(cell.dataset, teacher)
