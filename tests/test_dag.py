@@ -177,7 +177,8 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo,
     train = [json.loads(line) for line in (repo / "data/splits/openbookqa/train-sbs.jsonl").read_text().splitlines()]
     assert all(row["input"].startswith("Evidence:\n- ") for row in train)
     snapshot = json.loads((repo / "reports/study/openbookqa-rag-student-evidence-f0.5-s0.json").read_text())
-    assert snapshot["student_evidence"] and set(snapshot["rows"]) == {"teacher-rag", "finetune", "distill", "sbs"}
+    assert snapshot["student_evidence"] and set(snapshot["rows"]) == {"teacher-rag", "untrained", "finetune", "distill",
+                                                                       "sbs"}
     assert len(snapshot["rows"]["sbs"]["correct"]) == 24 and len(snapshot["rows"]["teacher-rag"]["correct"]) == 8
     assert snapshot["machine"]["cores"] == os.cpu_count() and snapshot["rows"]["sbs"]["device"] == pick_device()
     again = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",

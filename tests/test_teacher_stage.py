@@ -99,19 +99,21 @@ def test_finetune_and_evaluation_inputs_do_not_depend_on_the_teacher(tiny_exampl
         paths.annotations("cqa", teacher).write_text("".join(json.dumps(r) + "\n" for r in records))
         params.update(teacher=teacher)
         params["split"]["fraction"]["cqa"] = 0.5
-        params["split"]["valid_size"] = 0.0
+        params["split"]["valid_size"] = 0.25
         Path("params.yaml").write_text(yaml.safe_dump(params))
         split(load_params(), "cqa")
         outputs[teacher] = {name: paths.split_file("cqa", name).read_bytes()
-                            for name in ("train-distill", "train-sbs", "train-finetune", "eval")}
+                            for name in ("train-distill", "train-sbs", "train-finetune", "valid", "eval")}
     plain, rag = outputs["plain"], outputs["rag"]
     assert plain["train-finetune"] == rag["train-finetune"] and plain["eval"] == rag["eval"]
+    assert plain["valid"] == rag["valid"] and plain["valid"]
     assert plain["train-sbs"] != rag["train-sbs"] and b"plain says" in plain["train-sbs"]
     assert plain["train-distill"] == plain["train-sbs"]
     gold = [json.loads(line) for line in plain["train-finetune"].decode().splitlines()]
     train = [json.loads(line) for line in plain["train-sbs"].decode().splitlines()]
-    assert [row["id"] for row in gold] == [row["id"] for row in train] and len(gold) == 4
-    for row in gold + [json.loads(line) for line in plain["eval"].decode().splitlines()]:
+    assert [row["id"] for row in gold] == [row["id"] for row in train] and len(gold) == 3
+    held_out = [json.loads(line) for line in plain["valid"].decode().splitlines()]
+    for row in gold + held_out + [json.loads(line) for line in plain["eval"].decode().splitlines()]:
         assert row.get("rationale") is None and row.get("teacher_label") is None
         assert "prompt_hash" not in row["meta"]
     assert [paths.training_file("cqa", m).name for m in ("finetune", "distill", "sbs")] == [

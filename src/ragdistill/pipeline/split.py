@@ -36,9 +36,11 @@ def run(params: Params, dataset: str) -> dict:
                         f"{len(chosen) + len(valid)} chosen training examples (the first: {missing[0]}); the "
                         "annotation is unfinished or for another fraction: run "
                         f"`dvc repro annotate-teacher@{dataset}` to complete it")
-    chosen, valid = with_annotations(chosen, records), with_annotations(valid, records)
+    chosen = with_annotations(chosen, records)
     files = {f"train-{name}": chosen if method.uses_teacher else gold for name, method in METHODS.items()}
-    files.update(valid=valid, eval=without_teacher(evaluation))
+    # Validation scores the label task against gold: like eval, it holds no teacher outputs, so that a change
+    # of teacher leaves finetune's inputs alone.
+    files.update(valid=without_teacher(valid), eval=without_teacher(evaluation))
     for name, rows in files.items():
         save_examples(paths.split_file(dataset, name), rows)
     info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
