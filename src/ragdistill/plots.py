@@ -16,7 +16,7 @@ COLORS = {"finetune": "#4c72b0", "distill": "#dd8452", "sbs": "#55a868"}
 
 def plot_accuracy(summary: dict, output: str | Path) -> Path:
     """One panel per dataset: accuracy with 95% bootstrap intervals per method, against the
-    training fraction, with the teacher as a dashed line."""
+    training fraction, with the teacher as a dashed line and the untrained student as a dotted one."""
     datasets = list(summary)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.8 * len(datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
@@ -31,6 +31,9 @@ def plot_accuracy(summary: dict, output: str | Path) -> Path:
         for name, row in info["rows"].items():
             if name.startswith("teacher"):
                 ax.axhline(row["accuracy"], color="gray", linestyle="--", label=f"{name} ({row['accuracy']:.1%})")
+            elif name == "untrained":  # the control: a student below this line did not learn
+                ax.axhline(row["accuracy"], color="black", linestyle=":",
+                           label=f"untrained student ({row['accuracy']:.1%})")
         ax.set_title(f"{dataset}: {info['train_examples']} training examples")
         ax.set_xlabel("fraction of the training set")
         ax.set_ylabel("accuracy on the evaluation split")
