@@ -115,9 +115,11 @@ def report(rows: list[dict]) -> str:
                          + (f"{best['accuracy']:.1f} (epoch {best['epoch']:g})" if best else "–")
                          + f" | {row['train_seconds'] / 60:.1f} | {row['real_tokens_per_second']:.0f} | "
                          f"{row['padding_waste']:.1%} |")
-        lines += ["", f"Machine: {first['machine']}. With {first['valid_examples']} validation questions one "
-                  f"question is {100 / max(1, first['valid_examples']):.1f} points: differences of a few points "
-                  "between settings are within noise.", "",
+        n = max(1, first["valid_examples"])
+        lines += ["", f"Machine: {first['machine']}; minutes include the validation scoring. With {n} validation "
+                  f"questions one question is {100 / n:.1f} points and an accuracy near 50% has a standard error of "
+                  f"about {50 / n ** 0.5:.1f} points: differences of a few points between settings or epochs are "
+                  "within noise.", "",
                   "Rerun a row: " + f"`{first['command']}`", ""]
     return "\n".join(lines) + "\n"
 
