@@ -18,12 +18,18 @@ from ragdistill.students.trainer import (
     Validation,
     as_item,
     combine_losses,
-    per_row_loss,
     target_positions,
+    token_losses,
     train_student,
 )
 
 STEPS = 30
+
+
+def per_row_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool) -> torch.Tensor:
+    """Each row's mean token loss, from ``token_losses`` (sums and counts)."""
+    sums, counts = token_losses(logits, labels, shift)
+    return sums / counts.clamp(min=1)
 
 
 # --------------------------------------------------------------------------- per_row_loss

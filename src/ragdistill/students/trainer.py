@@ -94,12 +94,6 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor, shift: bool) -> tup
     return token_loss.sum(dim=1), (labels != -100).sum(dim=1)
 
 
-def per_row_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool) -> torch.Tensor:
-    """Mean token cross-entropy of each row over its target tokens."""
-    sums, counts = token_losses(logits, labels, shift)
-    return sums / counts.clamp(min=1)
-
-
 def target_positions(labels: torch.Tensor) -> torch.Tensor:
     """Boolean (rows, width) mask of the causal LM positions whose next token is a target."""
     keep = torch.zeros_like(labels, dtype=torch.bool)
