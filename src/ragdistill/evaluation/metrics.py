@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ragdistill.evaluation.arith import same_value, try_eval
+from ragdistill.io import read_jsonl
 
 
 def normalize_answer(text: str) -> str:
@@ -22,6 +23,11 @@ def is_correct(prediction: str | None, gold: str, kind: str) -> bool:
     if kind == "arithmetic":
         return same_value(try_eval(prediction), try_eval(gold))
     return normalize_answer(prediction) == normalize_answer(gold)
+
+
+def correct_by_id(predictions_file) -> dict[str, bool]:
+    """Per question id, whether a student was right, from its predictions file (stage evaluate)."""
+    return {row["id"]: bool(row["correct"]) for row in read_jsonl(predictions_file)}
 
 
 def bootstrap_interval(correct: list[bool] | np.ndarray, resamples: int = 1000, seed: int = 0,

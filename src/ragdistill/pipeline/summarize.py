@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ragdistill import paths
 from ragdistill.config import Params
-from ragdistill.evaluation.metrics import paired_bootstrap
-from ragdistill.io import atomic_open, read_json, read_jsonl, write_json, write_text
+from ragdistill.evaluation.metrics import correct_by_id, paired_bootstrap
+from ragdistill.io import atomic_open, read_json, write_json, write_text
 from ragdistill.registry import METHODS, UNTRAINED
 
 
@@ -15,7 +15,7 @@ def learning_gate(dataset: str, students: list[str], resamples: int, seed: int) 
     bootstrap interval over questions (percent). A student learned when the interval's low end is above
     zero; no comparison of teachers should rest on one that did not."""
     def correct(method: str) -> dict[str, bool]:
-        return {row["id"]: bool(row["correct"]) for row in read_jsonl(paths.predictions(dataset, method))}
+        return correct_by_id(paths.predictions(dataset, method))
 
     base = correct(UNTRAINED)
     ids = sorted(base)

@@ -17,7 +17,7 @@ from ragdistill import paths
 from ragdistill.config import METHODS, Params, load_params
 from ragdistill.data.example import load_examples
 from ragdistill.data.registry import task_kind
-from ragdistill.evaluation.metrics import is_correct
+from ragdistill.evaluation.metrics import correct_by_id, is_correct
 from ragdistill.io import DataError, read_json, read_jsonl, write_json
 from ragdistill.log import log
 from ragdistill.machine import describe
@@ -32,10 +32,6 @@ ROW_FIELDS = ("accuracy", "ci_low", "ci_high", "n", "train_seconds", "eval_secon
 
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
-
-
-def _correct_by_id(path: Path) -> dict[str, bool]:
-    return {row["id"]: bool(row["correct"]) for row in read_jsonl(path)}
 
 
 def teacher_correct(dataset: str, teacher: str) -> dict[str, bool]:
@@ -76,7 +72,7 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
     for name, row in info["rows"].items():
         rows[name] = {k: row.get(k) for k in ROW_FIELDS}  # None where absent: a teacher's row has no device
         if name in METHODS or name == UNTRAINED:
-            correct = _correct_by_id(paths.predictions(cell.dataset, name))
+            correct = correct_by_id(paths.predictions(cell.dataset, name))
         else:
             correct = teacher_correct(cell.dataset, teacher)
         rows[name]["correct"] = {k: int(v) for k, v in sorted(correct.items())}
