@@ -277,6 +277,14 @@ def test_majority_answer_row_comes_from_training_labels_and_shows_each_students_
     # Right on every question means answering "no" on the 10 "no" questions; always wrong means the other 30.
     assert 'answered "no" (%, per seed): finetune 25; distill (plain teacher) 75; sbs (plain teacher) 25;' in text
     assert "sbs (rag teacher) − majority answer | +75.0 points [" in text and "]: better, the interval" in text
+    # Without an untrained row the majority answer is the gate, and a row below it is marked, with what rests on it.
+    assert "| distill (plain teacher) (not above the majority answer) | 0.0 |" in text
+    assert "| finetune | 100.0 |" in text
+    assert "No untrained-student row in these runs**, so no student here is shown to have learned. Learning gate " \
+           "(paired against the majority answer, 95%): **not above the majority answer: distill (plain teacher), " \
+           "distill (rag teacher)**" in text
+    assert "(rests on distill (rag teacher) and distill (plain teacher), which are not above the majority answer)" \
+        in text
     # Runs scored on other questions than the data directory holds: the row is left out, not mispaired.
     text = build_report(snapshots, figures=tmp_path, answer_keys={"openbookqa": (train, evaluation[:39])})
     assert "majority answer" not in text

@@ -150,23 +150,45 @@ def _setup_lines(snapshots: list[dict]) -> list[str]:
             "" if same else " **Warning: the runs differ in parameters beyond the grid; compare with care.**")]
 
 
-def learning_gate(entries: dict[str, dict]) -> dict[str, bool]:
-    """Per student row, whether it beats the untrained student (paired, the 95% interval above zero). Empty
-    when the table has no untrained row."""
-    if UNTRAINED_ROW not in entries:
+CONTROLS = {UNTRAINED_ROW: "did not learn", MAJORITY: "not above the majority answer"}
+
+
+def learning_gate(entries: dict[str, dict]) -> dict[str, str | None]:
+    """Per student row, the first control row of the table it does not beat (paired, the 95% interval above
+    zero), as the words that mark it ("did not learn", "not above the majority answer"); None when it beats
+    every control present. Empty when the table has no control row."""
+    controls = [name for name in CONTROLS if name in entries]
+    if not controls:
         return {}
-    return {label: paired(entry, entries[UNTRAINED_ROW])["ci_low"] > 0 for label, entry in entries.items()
-            if label not in (UNTRAINED_ROW, MAJORITY) and not label.startswith("teacher")}
+    return {label: next((CONTROLS[c] for c in controls if paired(entry, entries[c])["ci_low"] <= 0), None)
+            for label, entry in entries.items() if label not in CONTROLS and not label.startswith("teacher")}
 
 
-def _gate_line(learned: dict[str, bool]) -> str:
-    if not learned:
-        return ("**No untrained-student row in these runs**, so no student here is shown to have learned: the "
-                "rows are not evidence for or against a teacher.")
-    failed = [label for label, ok in learned.items() if not ok]
-    return ("Learning gate (paired against the untrained student, 95%): "
-            + (f"**did not learn: {', '.join(failed)}**; no comparison should rest on these rows." if failed
-               else "every student row beats the untrained student."))
+def _gate_line(gate: dict[str, str | None], entries: dict[str, dict]) -> str:
+    no_untrained = ("" if UNTRAINED_ROW in entries else
+                    "**No untrained-student row in these runs**, so no student here is shown to have learned")
+    if not gate:
+        return no_untrained + ": the rows are not evidence for or against a teacher."
+    against = " and the ".join(name for name in CONTROLS if name in entries)
+    failed = {mark: [label for label, m in gate.items() if m == mark] for mark in CONTROLS.values()}
+    verdicts = [f"**{mark}: {', '.join(labels)}**" for mark, labels in failed.items() if labels]
+    text = (f"Learning gate (paired against the {against}, 95%): "
+            + ("; ".join(verdicts) + "; no comparison should rest on these rows." if verdicts
+               else f"every student row beats the {against}."))
+    return f"{no_untrained}. {text}" if no_untrained else text
+
+
+def _caveat(a: str, b: str, gate: dict[str, str | None]) -> str:
+    """What a comparison of rows ``a`` and ``b`` rests on, when either failed the learning gate."""
+    which = {"did not learn": "did not learn", "not above the majority answer": "is not above the majority answer"}
+    compared = {CONTROLS[x] for x in (a, b) if x in CONTROLS}  # "sbs − majority answer" says so itself
+    weak = [(x, gate[x]) for x in (a, b) if gate.get(x) and gate[x] not in compared]
+    if not weak:
+        return ""
+    if len({mark for _, mark in weak}) == 1:
+        verb = which[weak[0][1]].replace("is not", "are not") if len(weak) > 1 else which[weak[0][1]]
+        return f" (rests on {' and '.join(x for x, _ in weak)}, which {verb})"
+    return " (rests on " + " and ".join(f"{x}, which {which[mark]}" for x, mark in weak) + ")"
 
 
 def _row_line(label: str, row: dict, seeded: bool) -> str:
@@ -220,10 +242,10 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
                       "| row | accuracy % | 95% interval | seeds | per-seed % | latency ms/question "
                       "| parameters | peak memory MB |",
                       "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]
-            learned = learning_gate(entries)
-            lines += [_row_line(label + ("" if learned.get(label, True) else " (did not learn)"), row,
+            gate = learning_gate(entries)
+            lines += [_row_line(label + (f" ({gate[label]})" if gate.get(label) else ""), row,
                                 None not in entries[label]["runs"]) for label, row in summary.items()]
-            lines += ["", _gate_line(learned)]
+            lines += ["", _gate_line(gate, entries)]
             if majority:
                 shares = majority_share_line(entries, key[1], majority[0]["position"])
                 lines += ["", majority[1], *([shares] if shares else [])]
@@ -236,8 +258,7 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
                     result = paired(entries[a], entries[b])
                     only = "" if result["seeds"] is None else \
                         f" (seed{'s' * (len(result['seeds']) > 1)} {', '.join(map(str, result['seeds']))} only)"
-                    weak = [x for x in (a, b) if learned.get(x) is False]
-                    caveat = f" (rests on {' and '.join(weak)}, which did not learn)" if weak else ""
+                    caveat = _caveat(a, b, gate)
                     lines.append(f"| {what}: {a} − {b}{only} | {verdict(result)}{caveat} | {result['p_value']:.3f} |")
             lines.append("")
         fraction_plot = plot_accuracy_vs_fraction(
