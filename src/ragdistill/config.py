@@ -82,7 +82,7 @@ class TrainParams:
     batch_size: int = 8
     grad_accum: int = 1
     weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = 0.06
     seed: int = 0
     sbs_labels: str = "gold"
     batching: str = "paired"
