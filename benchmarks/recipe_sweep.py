@@ -99,18 +99,24 @@ def report(rows: list[dict]) -> str:
         first = members[0]
         lines += [f"## {dataset}, {method} (teacher {teacher}), {fraction:g} of the training set: "
                   f"{first['train_examples']} training and {first['valid_examples']} validation questions", "",
-                  "| lr | warmup | batching | steps | validation accuracy by epoch | best | minutes | real tokens/s "
-                  "| padding |", "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+                  "| lr | warmup | epochs | batching | steps | validation accuracy by epoch | best | minutes "
+                  "| real tokens/s | padding |",
+                  "| ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
         control = controls.get((dataset, fraction))
         if control and control["valid_examples"] == first["valid_examples"]:
             score = f"{control['accuracy']:.1f}"
-            lines.append(f"| untrained student | – | – | 0 | {score} | {score} | – | – | – |")
-        for row in sorted(members, key=lambda r: (r["batching"], r["lr"], r["warmup_ratio"])):
+            lines.append(f"| untrained student | – | – | – | 0 | {score} | {score} | – | – | – |")
+        notes = []
+        for row in sorted(members, key=lambda r: (r["batching"], r["lr"], r["warmup_ratio"], r["epochs"])):
             check = row["validation"] or {}
             best = check.get("best") or {}
             scores = [(f"**{h['accuracy']:.1f}**" if h["step"] == best.get("step") else f"{h['accuracy']:.1f}")
                       for h in check.get("history", [])]
-            lines.append(f"| {row['lr']:g} | {row['warmup_ratio']:g} | {row['batching']} | {row['steps']} | "
+            if row.get("note"):  # what the record cannot show, e.g. a run that shared the cores
+                notes.append(row["note"])
+            mark = f" ({len(notes)})" if row.get("note") else ""
+            lines.append(f"| {row['lr']:g}{mark} | {row['warmup_ratio']:g} | {row['epochs']:g} | {row['batching']} | "
+                         f"{row['steps']} | "
                          f"{', '.join(scores) or '–'} | "
                          + (f"{best['accuracy']:.1f} (epoch {best['epoch']:g})" if best else "–")
                          + f" | {row['train_seconds'] / 60:.1f} | {row['real_tokens_per_second']:.0f} | "
@@ -120,6 +126,7 @@ def report(rows: list[dict]) -> str:
                   f"questions one question is {100 / n:.1f} points and an accuracy near 50% has a standard error of "
                   f"about {50 / n ** 0.5:.1f} points: differences of a few points between settings or epochs are "
                   "within noise.", "",
+                  *[f"({i}) {note}" for i, note in enumerate(notes, 1)], *([""] if notes else []),
                   "Rerun a row: " + f"`{first['command']}`", ""]
     return "\n".join(lines) + "\n"
 

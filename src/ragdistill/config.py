@@ -77,8 +77,8 @@ class StudentParams:
 @dataclass
 class TrainParams:
     alpha: float = 0.5
-    lr: float = 1e-4
-    epochs: float = 1.0
+    lr: float = 5e-5
+    epochs: float = 3.0
     batch_size: int = 8
     grad_accum: int = 1
     weight_decay: float = 0.0
