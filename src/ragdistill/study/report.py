@@ -180,15 +180,16 @@ def _gate_line(gate: dict[str, str | None], entries: dict[str, dict]) -> str:
 
 def _caveat(a: str, b: str, gate: dict[str, str | None]) -> str:
     """What a comparison of rows ``a`` and ``b`` rests on, when either failed the learning gate."""
-    which = {"did not learn": "did not learn", "not above the majority answer": "is not above the majority answer"}
+    def verb(mark: str, plural: bool) -> str:  # "did not learn", or "is/are not above the majority answer"
+        return mark if not mark.startswith("not ") else ("are " if plural else "is ") + mark
+
     compared = {CONTROLS[x] for x in (a, b) if x in CONTROLS}  # "sbs − majority answer" says so itself
     weak = [(x, gate[x]) for x in (a, b) if gate.get(x) and gate[x] not in compared]
     if not weak:
         return ""
     if len({mark for _, mark in weak}) == 1:
-        verb = which[weak[0][1]].replace("is not", "are not") if len(weak) > 1 else which[weak[0][1]]
-        return f" (rests on {' and '.join(x for x, _ in weak)}, which {verb})"
-    return " (rests on " + " and ".join(f"{x}, which {which[mark]}" for x, mark in weak) + ")"
+        return f" (rests on {' and '.join(x for x, _ in weak)}, which {verb(weak[0][1], len(weak) > 1)})"
+    return " (rests on " + " and ".join(f"{x}, which {verb(mark, False)}" for x, mark in weak) + ")"
 
 
 def _row_line(label: str, row: dict, seeded: bool) -> str:
