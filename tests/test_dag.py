@@ -180,6 +180,11 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo,
     assert snapshot["student_evidence"] and set(snapshot["rows"]) == {"teacher-rag", "untrained", "finetune", "distill",
                                                                        "sbs"}
     assert len(snapshot["rows"]["sbs"]["correct"]) == 24 and len(snapshot["rows"]["teacher-rag"]["correct"]) == 8
+    # Each question's answer and each student's loss curve travel with the snapshot.
+    sbs = snapshot["rows"]["sbs"]
+    assert set(sbs["predicted"]) == set(sbs["correct"]) and all(isinstance(a, str) for a in sbs["predicted"].values())
+    assert sbs["loss_history"] and all("loss" in point for point in sbs["loss_history"])
+    assert set(snapshot["rows"]["teacher-rag"]["predicted"]) == set(snapshot["rows"]["teacher-rag"]["correct"])
     assert snapshot["machine"]["cores"] == os.cpu_count() and snapshot["rows"]["sbs"]["device"] == pick_device()
     again = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
                   "--variants", "rag-student-evidence"], repo, env)

@@ -13,9 +13,12 @@ from ragdistill.data.example import Example
 from ragdistill.io import DataError, write_text
 from ragdistill.log import log
 from ragdistill.registry import UNTRAINED
+from ragdistill.study.plan import Plan, load_plan, primary_record, write_primary
 from ragdistill.study.snapshots import STUDY, load_snapshots, machine_label
 from ragdistill.study.stats import (
+    INTERVAL_METHOD,
     MAJORITY,
+    holm,
     load_answer_key,
     majority_share_line,
     paired,
@@ -201,15 +204,91 @@ def _row_line(label: str, row: dict, seeded: bool) -> str:
             f"| {row['seeds'] if seeded else '–'} | {per_seed} | {latency} | {params} | {peak} |")
 
 
+def _table(snapshots: list[dict], dataset: str, fraction: float,
+           answer_keys: dict[str, tuple[list[Example], list[Example]] | None]) -> dict:
+    """One table's rows, their summaries, the learning gate, and its paired comparisons."""
+    entries = table_rows(snapshots, dataset, fraction)
+    some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
+    key = answer_keys.get(dataset)
+    majority = key and table_majority(entries, key, some)
+    if majority:
+        entries = {MAJORITY: majority[0], **entries}
+    comparisons = [(a, b, what, paired(entries[a], entries[b])) for a, b, what in COMPARISONS
+                   if a in entries and b in entries]
+    return {"dataset": dataset, "fraction": fraction, "snapshot": some, "entries": entries, "key": key,
+            "majority": majority, "summary": {label: summarize_row(entry) for label, entry in entries.items()},
+            "gate": learning_gate(entries), "comparisons": comparisons}
+
+
+def _primary(plan: Plan | None, tables: list[dict]) -> tuple[tuple | None, list[str], dict | None]:
+    """The planned comparison: (its table and rows, or None), the report's lines on it, and the record
+    ``primary.json`` gets (None until it has the planned seeds)."""
+    if plan is None:
+        return None, ["No analysis plan (`reports/study/plan.json`): no comparison was pre-specified, so every "
+                      "comparison below is exploratory."], None
+    if plan.fraction is None:
+        return None, [f"Planned (`reports/study/PLAN.md`): {plan.comparison}, at least {plan.min_seeds} seeds, at "
+                      "the data size where students learn. That size is not fixed yet, so no run below is the "
+                      "primary comparison, and every comparison below is secondary."], None
+    table = next((t for t in tables if (t["dataset"], t["fraction"]) == (plan.dataset, plan.fraction)), None)
+    if table is None or plan.a not in table["entries"] or plan.b not in table["entries"]:
+        return None, [f"Planned (`reports/study/PLAN.md`): {plan.comparison} at {100 * plan.fraction:g}% of the "
+                      f"training set, at least {plan.min_seeds} seeds. **Not run yet.**"], None
+    entries, gate = table["entries"], table["gate"]
+    result = paired(entries[plan.a], entries[plan.b])
+    seeds = min(len(entries[plan.a]["runs"]), len(entries[plan.b]["runs"]))
+    learned = UNTRAINED_ROW in entries and not gate.get(plan.a) and not gate.get(plan.b)
+    lines = [f"{plan.comparison}, {100 * plan.fraction:g}% of the training set, {seeds} seeds "
+             f"(planned: at least {plan.min_seeds}): **{verdict(result)}**, p = {result['p_value']:.3f} "
+             f"({_pct(table['summary'][plan.a]['accuracy'])}% against {_pct(table['summary'][plan.b]['accuracy'])}%)."]
+    if not learned:
+        lines.append("**Not interpretable: " + ("no untrained-student row was run" if UNTRAINED_ROW not in entries
+                     else "a student of the comparison did not pass the learning gate") + ".**")
+    if seeds < plan.min_seeds:
+        lines.append("**Fewer seeds than planned: this is not yet the primary result.**")
+        return (table, plan.a, plan.b), lines, None
+    record = primary_record(plan, {**result, "a": table["summary"][plan.a]["accuracy"],
+                                   "b": table["summary"][plan.b]["accuracy"], "learned": learned}, seeds)
+    return (table, plan.a, plan.b), lines, record
+
+
+def _family_key(table: dict, a: str, b: str) -> tuple:
+    """A comparison's place in the Holm family. The teachers answer the same evaluation questions whatever the
+    students' data size, so their comparison is one test per dataset, not one per table."""
+    if a.startswith("teacher") and b.startswith("teacher"):
+        return table["dataset"], a, b
+    return table["dataset"], table["fraction"], a, b
+
+
 def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures", report_dir: Path = paths.REPORTS,
-                 answer_keys: dict[str, tuple[list[Example], list[Example]] | None] | None = None) -> str:
-    """The report's Markdown. ``answer_keys`` (per dataset: training and evaluation questions with gold
-    labels) adds the majority-answer row; without it the tables hold the runs alone."""
+                 answer_keys: dict[str, tuple[list[Example], list[Example]] | None] | None = None,
+                 plan: Plan | None = None) -> str:
+    """The report's Markdown (``build_report_and_primary`` without the primary record)."""
+    return build_report_and_primary(snapshots, figures, report_dir, answer_keys, plan)[0]
+
+
+def build_report_and_primary(snapshots: list[dict], figures: Path = paths.REPORTS / "figures",
+                             report_dir: Path = paths.REPORTS,
+                             answer_keys: dict[str, tuple[list[Example], list[Example]] | None] | None = None,
+                             plan: Plan | None = None) -> tuple[str, dict | None]:
+    """The report's Markdown and the primary result's record (None until the plan's comparison has run with
+    its seeds). ``answer_keys`` (per dataset: training and evaluation questions with gold labels) adds the
+    majority-answer row; without it the tables hold the runs alone."""
     # Imported here: matplotlib loads only when a report is built.
     from ragdistill.plots import plot_accuracy_vs_fraction, plot_accuracy_vs_latency
 
     if not snapshots:
         raise DataError(f"{STUDY}: no collected runs; run `python -m ragdistill.study run` first")
+    datasets = sorted({s["dataset"] for s in snapshots})
+    tables = [_table(snapshots, dataset, fraction, answer_keys or {}) for dataset in datasets
+              for fraction in sorted({s["fraction"] for s in snapshots if s["dataset"] == dataset})]
+    primary, primary_lines, record = _primary(plan, tables)
+    # Holm over every secondary comparison of the report together: one family, whatever the table.
+    primary_key = primary and _family_key(primary[0], primary[1], primary[2])
+    p_values = {key: r["p_value"] for t in tables for a, b, _, r in t["comparisons"]
+                if (key := _family_key(t, a, b)) != primary_key}
+    adjusted = dict(zip(p_values, holm(list(p_values.values())))) if p_values else {}
+
     commits = sorted({s["commit"] for s in snapshots})
     seeds = sorted({s["seed"] for s in snapshots})
     lines = [
@@ -217,6 +296,7 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
         "Generated by `python -m ragdistill.study report` from the runs collected in `reports/study/` "
         "(one JSON per `dvc exp run`); never edited by hand. Each cell's exact `dvc exp run -S ...` "
         "overrides are in its JSON.", "",
+        "## Primary comparison", "", *primary_lines, "",
         "## Setup", "",
         *_setup_lines(snapshots),
         f"- Seeds (student training): {', '.join(map(str, seeds))}.",
@@ -224,59 +304,54 @@ def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures
         "teacher's including its retrieval; a student row's latency and memory are the median over its seeds' runs.",
         f"- Commit(s) the runs came from: {', '.join(c[:12] for c in commits)}.",
         *_replacement_lines(snapshots),
-        "- Intervals: 95% percentile bootstrap over questions (accuracy averaged over seeds per question); "
-        "differences: paired bootstrap on the same questions, two-sided p-value.", ""]
-    for dataset in sorted({s["dataset"] for s in snapshots}):
-        fractions = sorted({s["fraction"] for s in snapshots if s["dataset"] == dataset})
-        per_fraction = {}
-        for fraction in fractions:
-            entries = table_rows(snapshots, dataset, fraction)
-            some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
-            key = (answer_keys or {}).get(dataset)
-            majority = key and table_majority(entries, key, some)
-            if majority:
-                entries = {MAJORITY: majority[0], **entries}
-            summary = {label: summarize_row(entry) for label, entry in entries.items()}
-            per_fraction[fraction] = (entries, summary)
-            lines += [f"## {dataset}, {100 * fraction:g}% of the training set ({some['train_examples']} questions), "
-                      f"{some['eval_examples']} evaluation questions", "",
+        f"- Intervals: {INTERVAL_METHOD}. Secondary comparisons ({len(p_values)} in this report) are adjusted "
+        "together with Holm's method; one counts as decided only if its interval excludes zero and its adjusted "
+        "p is below 0.05. The learning gate uses the unadjusted interval.", ""]
+    for dataset in datasets:
+        its_tables = [t for t in tables if t["dataset"] == dataset]
+        for table in its_tables:
+            entries, summary, gate, some = table["entries"], table["summary"], table["gate"], table["snapshot"]
+            lines += [f"## {dataset}, {100 * table['fraction']:g}% of the training set ({some['train_examples']} "
+                      f"questions), {some['eval_examples']} evaluation questions", "",
                       "| row | accuracy % | 95% interval | seeds | per-seed % | latency ms/question "
                       "| parameters | peak memory MB |",
                       "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]
-            gate = learning_gate(entries)
             lines += [_row_line(label + (f" ({gate[label]})" if gate.get(label) else ""), row,
                                 None not in entries[label]["runs"]) for label, row in summary.items()]
             lines += ["", _gate_line(gate, entries)]
-            if majority:
-                shares = majority_share_line(entries, key[1], majority[0]["position"])
-                lines += ["", majority[1], *([shares] if shares else [])]
+            if table["majority"]:
+                shares = majority_share_line(entries, table["key"][1], table["majority"][0]["position"])
+                lines += ["", table["majority"][1], *([shares] if shares else [])]
             machines = machine_note(entries)
             if machines:
                 lines += ["", machines]
-            lines += ["", "| comparison | difference (a − b), 95% interval | p |", "| --- | --- | ---: |"]
-            for a, b, what in COMPARISONS:
-                if a in entries and b in entries:
-                    result = paired(entries[a], entries[b])
-                    only = "" if result["seeds"] is None else \
-                        f" (seed{'s' * (len(result['seeds']) > 1)} {', '.join(map(str, result['seeds']))} only)"
-                    caveat = _caveat(a, b, gate)
-                    lines.append(f"| {what}: {a} − {b}{only} | {verdict(result)}{caveat} | {result['p_value']:.3f} |")
+            lines += ["", "| comparison | difference (a − b), 95% interval | p | Holm p |",
+                      "| --- | --- | ---: | ---: |"]
+            for a, b, what, result in table["comparisons"]:
+                holm_p = adjusted.get(_family_key(table, a, b))
+                only = "" if result["seeds"] is None else \
+                    f" (seed{'s' * (len(result['seeds']) > 1)} {', '.join(map(str, result['seeds']))} only)"
+                name = f"{what}: {a} − {b}{only}" + (" **(primary)**" if holm_p is None else "")
+                lines.append(f"| {name} | {verdict(result, holm_p)}{_caveat(a, b, gate)} | {result['p_value']:.3f} "
+                             f"| {'–' if holm_p is None else f'{holm_p:.3f}'} |")
             lines.append("")
         fraction_plot = plot_accuracy_vs_fraction(
-            {f: s for f, (_, s) in per_fraction.items()}, figures / f"study-{dataset}-fraction.png", dataset)
+            {t["fraction"]: t["summary"] for t in its_tables}, figures / f"study-{dataset}-fraction.png", dataset)
         latency_plot = plot_accuracy_vs_latency(
-            per_fraction[fractions[-1]][1], figures / f"study-{dataset}-latency.png",
-            f"{dataset}, {100 * fractions[-1]:g}% of the training set")
+            its_tables[-1]["summary"], figures / f"study-{dataset}-latency.png",
+            f"{dataset}, {100 * its_tables[-1]['fraction']:g}% of the training set")
         lines += [f"![accuracy against data fraction]({os.path.relpath(fraction_plot, report_dir)})", "",
                   f"![accuracy against latency]({os.path.relpath(latency_plot, report_dir)})", ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", record
 
 
 def report(output: Path = paths.REPORTS / "REPORT.md", appendix: Path | None = None) -> Path:
     """Write the report; ``appendix`` (a hand-written Markdown file of conclusions) is appended verbatim."""
     snapshots = load_snapshots()
     root = load_params().data.root
-    text = build_report(snapshots, answer_keys={d: load_answer_key(d, root) for d in {s["dataset"] for s in snapshots}})
+    answer_keys = {d: load_answer_key(d, root) for d in {s["dataset"] for s in snapshots}}
+    text, primary = build_report_and_primary(snapshots, plan=load_plan(), answer_keys=answer_keys)
+    write_primary(primary)
     if appendix is not None and appendix.exists():
         text += "\n" + appendix.read_text(encoding="utf-8")
     write_text(output, text)

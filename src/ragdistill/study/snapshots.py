@@ -1,10 +1,10 @@
 """Snapshots: what a finished run of a cell measured, as committed in ``reports/study/<cell>.json``.
 
 A snapshot holds the cell and its overrides, the commit, per row (the teachers and ``METHODS``) accuracy,
-interval, cost, device and per-question correctness, the recorded parameters, the machine, and, for a cell
-whose run was replaced by a rerun (``adopt``), ``replaces``: the earlier runs and how they differed.
-``machine.recorded`` is false where the run did not record its machine and the snapshot holds what the
-report stated of it instead.
+interval, cost, device, per-question correctness and answer (``predicted``), each student's loss history,
+the recorded parameters, the machine, and, for a cell whose run was replaced by a rerun (``adopt``),
+``replaces``: the earlier runs and how they differed. ``machine.recorded`` is false where the run did not
+record its machine and the snapshot holds what the report stated of it instead.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ragdistill import paths
 from ragdistill.config import METHODS, Params, load_params
 from ragdistill.data.example import load_examples
 from ragdistill.data.registry import task_kind
-from ragdistill.evaluation.metrics import correct_by_id, is_correct
+from ragdistill.evaluation.metrics import is_correct
 from ragdistill.io import DataError, read_json, read_jsonl, write_json
 from ragdistill.log import log
 from ragdistill.machine import describe
@@ -34,15 +34,15 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def teacher_correct(dataset: str, teacher: str) -> dict[str, bool]:
-    """Per evaluation question, whether the teacher's own label was right (read from its annotations)."""
+def teacher_answers(dataset: str, teacher: str) -> dict[str, tuple[str | None, bool]]:
+    """Per evaluation question, the teacher's own label and whether it was right (read from its annotations)."""
     gold = {e.id: e.label for e in load_examples(paths.prepared(dataset, "eval"))}
     kind = task_kind(dataset)
     out = {}
     for row in read_jsonl(paths.annotations(dataset, teacher)):
         if row.get("split") == "eval" and row["id"] in gold:
             label = (row.get("meta") or {}).get("teacher_label_raw", row.get("teacher_label"))
-            out[row["id"]] = is_correct(label, gold[row["id"]], kind)
+            out[row["id"]] = (label, is_correct(label, gold[row["id"]], kind))
     return out
 
 
@@ -72,10 +72,14 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
     for name, row in info["rows"].items():
         rows[name] = {k: row.get(k) for k in ROW_FIELDS}  # None where absent: a teacher's row has no device
         if name in METHODS or name == UNTRAINED:
-            correct = correct_by_id(paths.predictions(cell.dataset, name))
+            predictions = read_jsonl(paths.predictions(cell.dataset, name))
+            scored = {r["id"]: (r["prediction"], bool(r["correct"])) for r in predictions}
         else:
-            correct = teacher_correct(cell.dataset, teacher)
-        rows[name]["correct"] = {k: int(v) for k, v in sorted(correct.items())}
+            scored = teacher_answers(cell.dataset, teacher)
+        rows[name]["correct"] = {k: int(correct) for k, (_, correct) in sorted(scored.items())}
+        rows[name]["predicted"] = {k: prediction for k, (prediction, _) in sorted(scored.items())}
+        if name in METHODS:  # what the report's reader needs to see whether and how a student learned
+            rows[name]["loss_history"] = read_json(paths.eval_result(cell.dataset, name)).get("loss_history")
     snapshot = {"cell": cell.name, "dataset": cell.dataset, "variant": cell.variant, "teacher": teacher,
                 "student_evidence": evidence, "fraction": cell.fraction, "seed": cell.seed,
                 "train_examples": info["train_examples"], "eval_examples": info["eval_examples"],
@@ -88,8 +92,11 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
     return out
 
 
+NOT_SNAPSHOTS = ("plan.json", "primary.json")  # the analysis plan and its result live beside the snapshots
+
+
 def load_snapshots(directory: Path = STUDY) -> list[dict]:
-    return [read_json(p) for p in sorted(directory.glob("*.json"))]
+    return [read_json(p) for p in sorted(directory.glob("*.json")) if p.name not in NOT_SNAPSHOTS]
 
 
 def committed_snapshot(cell: Cell) -> Path:

@@ -1,5 +1,12 @@
 """The statistics of the report: per-row summaries over seeds, paired comparisons of two rows on the same
-questions, the majority-answer baseline, and the words a comparison's verdict is given in.
+questions, the Holm correction of the secondary comparisons, the majority-answer baseline, and the words a
+comparison's verdict is given in.
+
+A rerun of the study would retrain every student with its seeds and score it on questions drawn from the
+same population, so the intervals resample both: a two-level (hierarchical) bootstrap draws the seeds with
+replacement, then the questions with replacement. Two rows run at the same seeds are paired on them (the
+same seed is the same training order), and every pair of rows is paired on the questions. p-values come
+from a sign-flip permutation test of the per-question differences (scipy's ``permutation_test``).
 
 A row's *entry* is ``{"runs": {seed: snapshot row}}`` (seed None for a row without seeds: a teacher, the
 majority answer), as ``report.table_rows`` builds it."""
@@ -10,26 +17,95 @@ import os
 from collections import Counter
 
 import numpy as np
+from scipy import stats
 
 from ragdistill.data.example import Example
 from ragdistill.data.registry import load_dataset, resolve_data_root
 from ragdistill.data.split import choose_training
-from ragdistill.evaluation.metrics import bootstrap_interval, paired_bootstrap
 from ragdistill.io import DataError
 from ragdistill.log import log
 
 MAJORITY = "majority answer"
 COST_MEASURES = ("latency_s", "params", "peak_rss_mb", "weights_bytes")
+RESAMPLES = 2000
+LEVEL = 0.95
+INTERVAL_METHOD = (f"{LEVEL:.0%} two-level percentile bootstrap ({RESAMPLES} resamples of seeds, then of questions; "
+                   "rows run at the same seeds are paired on them), sign-flip permutation p-value on the "
+                   "per-question differences")
 
 
-def _mean_correct(entry: dict) -> tuple[list[str], np.ndarray]:
-    """Question ids and per-question correctness averaged over the entry's seeds."""
-    runs = list(entry["runs"].values())
+def correct_matrix(entry: dict) -> tuple[list[str], np.ndarray]:
+    """Question ids and correctness as a (runs x questions) array, one row per seed in seed order."""
+    runs = [entry["runs"][seed] for seed in _seed_order(entry)]
     ids = sorted(runs[0]["correct"])
     for run_row in runs[1:]:
         if sorted(run_row["correct"]) != ids:
             raise DataError("runs of one row were scored on different questions")
-    return ids, np.mean([[run_row["correct"][i] for i in ids] for run_row in runs], axis=0)
+    return ids, np.array([[float(run_row["correct"][i]) for i in ids] for run_row in runs])
+
+
+def _seed_order(entry: dict) -> list[int | None]:
+    return sorted(entry["runs"], key=lambda seed: -1 if seed is None else seed)
+
+
+def _seed_means(matrix: np.ndarray, questions: np.ndarray) -> np.ndarray:
+    """(resamples x runs): each run's accuracy on each resample of the questions."""
+    return np.stack([run[questions].mean(axis=1) for run in matrix], axis=1)
+
+
+def _draw_seeds(rng: np.random.Generator, runs: int, resamples: int) -> np.ndarray:
+    return rng.integers(0, runs, size=(resamples, runs))
+
+
+def hierarchical_interval(matrix: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """The accuracy's interval over a resample of seeds and of questions."""
+    rng = np.random.default_rng(seed)
+    questions = rng.integers(0, matrix.shape[1], size=(resamples, matrix.shape[1]))
+    means = np.take_along_axis(_seed_means(matrix, questions), _draw_seeds(rng, len(matrix), resamples), axis=1)
+    tail = (1 - LEVEL) / 2 * 100
+    return tuple(float(np.percentile(means.mean(axis=1), q)) for q in (tail, 100 - tail))
+
+
+def paired_hierarchical(a: np.ndarray, b: np.ndarray, same_seeds: bool, resamples: int = RESAMPLES,
+                        seed: int = 0) -> dict:
+    """Accuracy difference a - b of two rows scored on the same questions, its interval over a resample of
+    questions (shared by both rows) and of seeds (shared where ``same_seeds``: row i of ``a`` and of ``b``
+    trained at one seed), and the sign-flip permutation p-value of "no difference"."""
+    if a.shape[1] != b.shape[1]:
+        raise DataError("paired comparison of rows scored on different questions")
+    rng = np.random.default_rng(seed)
+    questions = rng.integers(0, a.shape[1], size=(resamples, a.shape[1]))
+    seeds_a = _draw_seeds(rng, len(a), resamples)
+    seeds_b = seeds_a if same_seeds else _draw_seeds(rng, len(b), resamples)
+    diffs = (np.take_along_axis(_seed_means(a, questions), seeds_a, axis=1).mean(axis=1)
+             - np.take_along_axis(_seed_means(b, questions), seeds_b, axis=1).mean(axis=1))
+    per_question_a, per_question_b = a.mean(axis=0), b.mean(axis=0)
+    tail = (1 - LEVEL) / 2 * 100
+    return {"difference": float(per_question_a.mean() - per_question_b.mean()),
+            "ci_low": float(np.percentile(diffs, tail)), "ci_high": float(np.percentile(diffs, 100 - tail)),
+            "p_value": sign_flip_p(per_question_a, per_question_b, seed)}
+
+
+def sign_flip_p(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: int = 9999) -> float:
+    """Two-sided p-value of "a and b are exchangeable on every question": each question's pair is swapped
+    (its difference's sign flipped) at random."""
+    if np.array_equal(a, b):
+        return 1.0
+    result = stats.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
+                                    vectorized=True, n_resamples=resamples, alternative="two-sided",
+                                    random_state=np.random.default_rng(seed))
+    return float(result.pvalue)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment: the family-wise error stays at the level over all the p-values."""
+    order = np.argsort(p_values)
+    adjusted = np.empty(len(p_values))
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
 
 
 def row_cost(entry: dict) -> dict[str, float | None]:
@@ -41,11 +117,11 @@ def row_cost(entry: dict) -> dict[str, float | None]:
     return {name: float(np.median(found)) if found else None for name, found in values.items()}
 
 
-def summarize_row(entry: dict, resamples: int = 1000) -> dict:
-    ids, correct = _mean_correct(entry)
-    low, high = bootstrap_interval(correct, resamples)
-    seeds = [run_row["accuracy"] for run_row in entry["runs"].values()]
-    return {"accuracy": float(correct.mean()), "ci_low": low, "ci_high": high, "n": len(ids), "seeds": len(seeds),
+def summarize_row(entry: dict) -> dict:
+    ids, matrix = correct_matrix(entry)
+    low, high = hierarchical_interval(matrix)
+    seeds = [entry["runs"][seed]["accuracy"] for seed in _seed_order(entry)]
+    return {"accuracy": float(matrix.mean()), "ci_low": low, "ci_high": high, "n": len(ids), "seeds": len(seeds),
             "seed_accuracies": seeds, **row_cost(entry)}
 
 
@@ -62,23 +138,27 @@ def paired(entry_a: dict, entry_b: dict) -> dict:
     seeds = _common_seeds(entry_a, entry_b)
     if seeds is not None:
         entry_a, entry_b = ({"runs": {k: e["runs"][k] for k in seeds}} for e in (entry_a, entry_b))
-    ids_a, a = _mean_correct(entry_a)
-    ids_b, b = _mean_correct(entry_b)
+    ids_a, a = correct_matrix(entry_a)
+    ids_b, b = correct_matrix(entry_b)
     if ids_a != ids_b:
         raise DataError("paired comparison of rows scored on different questions")
+    same_seeds = None not in entry_a["runs"] and _seed_order(entry_a) == _seed_order(entry_b)
     # Two students that answer every question alike (e.g. both always say "no") are not "undecided".
-    return {**paired_bootstrap(a.tolist(), b.tolist()), "identical": bool(np.array_equal(a, b)), "seeds": seeds}
+    return {**paired_hierarchical(a, b, same_seeds), "identical": bool(np.array_equal(a.mean(0), b.mean(0))),
+            "seeds": seeds, "paired_seeds": same_seeds}
 
 
-def verdict(result: dict) -> str:
+def verdict(result: dict, adjusted_p: float | None = None) -> str:
+    """The comparison in words. ``adjusted_p``, for a secondary comparison: its Holm-adjusted p-value, which
+    must also be below the level for the comparison to count as decided."""
     diff = f"{100 * result['difference']:+.1f} points [{100 * result['ci_low']:+.1f}, {100 * result['ci_high']:+.1f}]"
     if result.get("identical"):
         return f"{diff}: the same, right and wrong on the same questions"
-    if result["ci_low"] > 0:
-        return f"{diff}: better, the interval excludes zero"
-    if result["ci_high"] < 0:
-        return f"{diff}: worse, the interval excludes zero"
-    return f"{diff}: not decided, the interval includes zero"
+    if result["ci_low"] <= 0 <= result["ci_high"]:
+        return f"{diff}: not decided, the interval includes zero"
+    if adjusted_p is not None and adjusted_p >= 1 - LEVEL:
+        return f"{diff}: not decided after Holm's correction, though the interval excludes zero"
+    return f"{diff}: {'better' if result['ci_low'] > 0 else 'worse'}, the interval excludes zero"
 
 
 def majority_entry(train: list[Example], evaluation: list[Example], fraction: float, split_seed: int
@@ -138,7 +218,7 @@ def table_majority(entries: dict[str, dict], answer_key: tuple[list[Example], li
     """``majority_entry`` for the table of ``snapshot``'s dataset and fraction, or None (with a log line)
     where the runs were scored on other questions than the data directory holds, so it cannot be paired."""
     majority = majority_entry(*answer_key, snapshot["fraction"], snapshot["params"]["split_seed"])
-    scored, _ = _mean_correct(next(iter(entries.values())))
+    scored, _ = correct_matrix(next(iter(entries.values())))
     if majority and sorted(majority[0]["runs"][None]["correct"]) != scored:
         log(f"study: no majority-answer row for {snapshot['dataset']} at {snapshot['fraction']:g}: the runs were "
             "scored on other evaluation questions than the data directory holds")
