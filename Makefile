@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-teacher repro test lint
+.PHONY: install install-teacher repro test lint pull
 
 $(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml scripts/install-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install-teacher: install
 
 repro: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# dvc pull from REMOTE (default: the default remote) after checking it holds every output, else say what to do.
+pull: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m ragdistill.remote pull $(if $(REMOTE),-r $(REMOTE))
 
 lint: install
 	$(BIN)/ruff check src stages tests

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,33 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo,
     assert "sbs (rag teacher) + student reads evidence" in report
     assert f"- Compute: {os.cpu_count()} cores of an {cpu_model()}" in report
     assert (repo / "reports/figures/study-openbookqa-latency.png").stat().st_size > 1000
+
+
+def test_study_cells_on_dvcs_queue_then_collected_and_compared(tiny_repo, smollm2_gguf):
+    """The grid on a bigger machine: `study run --queue` queues cells, `dvc queue start -j 2` runs two at a
+    time, and each finished cell is applied and collected; `dvc exp show` and `dvc metrics diff` compare them."""
+    repo, env = tiny_repo
+    cells = ["openbookqa-plain-f0.5-s1", "openbookqa-rag-f0.5-s1"]
+    out = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
+                "--seeds", "1", "--variants", "plain", "rag", "--queue"], repo, env)
+    assert all(f"queueing {cell}" in out for cell in cells) and not _ran_stages(out)
+    _run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.monotonic() + 1200
+    while True:
+        status = _run(["dvc", "queue", "status"], repo, env)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") >= 2 and "Failed" not in status, status
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
+    names = {exp.get("name") for baseline in shown for exp in (baseline.get("experiments") or [])}
+    assert set(cells) <= names, names
+    diff = json.loads(_run(["dvc", "metrics", "diff", cells[0], cells[1], "--json"], repo, env))
+    assert "reports/metrics.json" in diff
+    for cell in cells:
+        _run(["dvc", "exp", "apply", cell], repo, env)
+        _run([sys.executable, "-m", "ragdistill.study", "collect", cell], repo, env)
+        snapshot = json.loads((repo / f"reports/study/{cell}.json").read_text())
+        assert snapshot["seed"] == 1 and snapshot["rows"]["sbs"]["predicted"]
+    _run(["dvc", "queue", "stop"], repo, env)

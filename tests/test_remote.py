@@ -157,6 +157,24 @@ def test_fresh_clone_pulls_with_environment_credentials(pushed_repo, s3_server, 
     assert _ran_stages(_run(["dvc", "repro", "--dry"], clone, aws)) == set()
 
 
+def test_pull_says_what_a_remote_lacks_and_pulls_from_one_that_holds_everything(pushed_repo, s3_server, tmp_path):
+    """`python -m ragdistill.remote pull` (`make pull`) on a fresh clone: the default folder remote does not
+    exist there, so it names the missing outputs and what to do, and pulls nothing; the team remote holds
+    them all, so it pulls."""
+    repo, env = pushed_repo
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    out = _fails([sys.executable, "-m", "ragdistill.remote", "pull"], clone, env)
+    assert "DVC remote 'local'" in out and "holds 0 of the" in out and "models/svamp/sbs" in out, out
+    assert "Nothing was pulled" in out and "`dvc repro`" in out and "make pull REMOTE=team" in out
+    assert not (clone / "models").exists()
+    _run(["dvc", "remote", "modify", "--local", "team", "endpointurl", s3_server["endpoint"]], clone, env)
+    aws = {**env, "AWS_ACCESS_KEY_ID": s3_server["key"], "AWS_SECRET_ACCESS_KEY": s3_server["secret"]}
+    out = _run([sys.executable, "-m", "ragdistill.remote", "pull", "-r", "team"], clone, aws)
+    assert "holds all" in out and (clone / "models" / "svamp" / "sbs").is_dir(), out
+    assert "Data and pipelines are up to date" in _run(["dvc", "status"], clone, aws)
+
+
 def test_wrong_credentials_fail_clearly(pushed_repo, s3_server):
     repo, env = pushed_repo
     local = repo / ".dvc" / "config.local"

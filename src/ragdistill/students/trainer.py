@@ -15,8 +15,10 @@ Two ways to batch (``batching``):
 A causal LM projects onto its vocabulary only the positions that predict a target token
 (``logits_to_keep``), since the prompt's logits never enter the loss. With validation examples, the
 student is scored on them with the task's own metric after every epoch and the best weights are kept.
-Because it is the stock ``Trainer`` and model ``forward``, ``accelerate launch`` and DeepSpeed configs
-work unchanged.
+Because it is the stock ``Trainer`` and model ``forward``, it runs data parallel under ``accelerate launch``
+(``--multi_gpu --num_processes N``, on GPUs or, over gloo, on CPU cores). ``batch_size`` stays the global
+batch, split among the processes, so a run takes the same steps on any number of them; only the main
+process writes the outputs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -43,6 +46,24 @@ from ragdistill.students.formatting import TaskFormatter, TaskRow
 from ragdistill.students.models import Student
 
 TASKS = ("label", "rationale")
+
+
+def world_size() -> int:
+    """How many processes train together (``accelerate launch`` and ``torchrun`` set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Whether this is the process that writes outputs and logs (rank 0, or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _summed_over_processes(*counts: int) -> list[int]:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(counts)
+    total = torch.tensor(counts, dtype=torch.int64)
+    torch.distributed.all_reduce(total)
+    return [int(x) for x in total]
 
 
 def as_item(encoded_rows: list[dict]) -> dict:
@@ -239,7 +260,8 @@ def train_student(
     and return its statistics.
 
     ``batch_size`` counts examples under ``paired`` batching (each brings all its task rows) and rows under
-    ``rows`` batching. With ``validation``, the student is scored on it after every epoch, and the weights
+    ``rows`` batching, per optimizer step over all processes: under data parallelism each of them takes an
+    equal share. With ``validation``, the student is scored on it after every epoch, and the weights
     saved are those of the best epoch (the first of equal scores); ``stats["validation"]`` records every
     score and the epoch that won. Without it, the last weights are saved.
 
@@ -254,6 +276,10 @@ def train_student(
         raise ValueError(f"unknown batching {batching!r}; expected one of {', '.join(BATCHINGS)}")
     if validation is not None and not validation.examples:
         validation = None
+    processes = world_size()
+    if batch_size % processes:
+        raise ValueError(f"train.batch_size {batch_size} is the batch of a step over all processes: it must divide "
+                         f"evenly among the {processes} processes")
     set_seed(seed)
     output_dir = Path(output_dir)
     formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder, max_input_tokens, max_target_tokens)
@@ -282,7 +308,7 @@ def train_student(
         learning_rate=lr,
         num_train_epochs=epochs,
         max_steps=max_steps,
-        per_device_train_batch_size=batch_size,
+        per_device_train_batch_size=batch_size // processes,
         gradient_accumulation_steps=grad_accum,
         weight_decay=weight_decay,
         warmup_steps=float(warmup_ratio),  # a float below 1 is a share of all steps
@@ -300,6 +326,9 @@ def train_student(
         report_to=[],
         disable_tqdm=False,
         dataloader_num_workers=0,
+        # Without a GPU, processes started by `accelerate launch` train data parallel over gloo only when the
+        # Trainer is told it runs on the CPU; a single process is unaffected.
+        use_cpu=not torch.cuda.is_available(),
     )
     best_dir = checkpoint_dir / "best"
     trainer = MultiTaskTrainer(
@@ -316,16 +345,16 @@ def train_student(
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.perf_counter() - started
+    trainer.accelerator.wait_for_everyone()  # the main process has written best/ before anyone reads it
     best = best_so_far(best_dir)
     if best is not None and best["step"] != result.global_step:
         # Weights only: a folder we wrote, in safetensors, with no code run.
         kept = type(student.model).from_pretrained(str(best_dir), dtype=torch.float32, use_safetensors=True)
-        student.model.load_state_dict(kept.state_dict())
+        trainer.accelerator.unwrap_model(trainer.model).load_state_dict(kept.state_dict())
         del kept
-    output_dir.mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(output_dir))
-    student.tokenizer.save_pretrained(str(output_dir))
+    trainer.save_model(str(output_dir))  # every process calls it; the Trainer lets the main one write
     history = trainer.state.log_history
+    real_tokens, padded_tokens = _summed_over_processes(collator.real_tokens, collator.padded_tokens)
     rows_by_task = {task: sum(1 for rows in encoded for r in rows if r["task"] == task) for task in TASKS}
     stats = {
         "batching": batching,
@@ -334,11 +363,11 @@ def train_student(
         "rows_by_task": rows_by_task,
         "steps": int(result.global_step),
         "train_seconds": round(wall, 1),
-        "real_tokens_seen": collator.real_tokens,
-        "padded_tokens_seen": collator.padded_tokens,
-        "padding_waste": round(1 - collator.real_tokens / max(1, collator.padded_tokens), 4),
-        "real_tokens_per_second": round(collator.real_tokens / wall, 1),
-        "padded_tokens_per_second": round(collator.padded_tokens / wall, 1),
+        "real_tokens_seen": real_tokens,
+        "padded_tokens_seen": padded_tokens,
+        "padding_waste": round(1 - real_tokens / max(1, padded_tokens), 4),
+        "real_tokens_per_second": round(real_tokens / wall, 1),
+        "padded_tokens_per_second": round(padded_tokens / wall, 1),
         "final_loss": round(float(result.training_loss), 4),
         "resumed_from": str(resume) if resume else None,
         # From the Trainer's own log, which a resumed run restores: the whole run's curve.
@@ -349,11 +378,15 @@ def train_student(
                         for e in history if "eval_accuracy" in e],
             "best": best, "saved": "best" if best is not None else "last"},
     }
-    write_json(output_dir / "train_stats.json", stats)
-    # The model is saved; the checkpoints were only for resuming.
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    if checkpoint_root.is_dir() and not any(checkpoint_root.iterdir()):
-        checkpoint_root.rmdir()
+    trainer.accelerator.wait_for_everyone()  # everyone has read best/ before it is removed
+    if is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        student.tokenizer.save_pretrained(str(output_dir))
+        write_json(output_dir / "train_stats.json", stats)
+        # The model is saved; the checkpoints were only for resuming.
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if checkpoint_root.is_dir() and not any(checkpoint_root.iterdir()):
+            checkpoint_root.rmdir()
     return stats
 
 
