@@ -240,3 +240,17 @@ def test_study_cells_on_dvcs_queue_then_collected_and_compared(tiny_repo, smollm
         snapshot = json.loads((repo / f"reports/study/{cell}.json").read_text())
         assert snapshot["seed"] == 1 and snapshot["rows"]["sbs"]["predicted"]
     _run(["dvc", "queue", "stop"], repo, env)
+
+
+def test_a_gold_fact_cell_skips_distill_and_its_snapshot_holds_only_what_it_ran(tiny_repo):
+    """Under gold_fact distill would learn finetune's data again; the cell runs only its stages, and a distill
+    evaluation an earlier cell left in the workspace does not become one of its rows."""
+    repo, env = tiny_repo
+    assert (repo / "reports/eval/openbookqa-distill.json").exists()  # left by an earlier cell
+    out = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
+                "--seeds", "2", "--variants", "gold-fact"], repo, env)
+    ran = _ran_stages(out)
+    assert "train-sbs@openbookqa" in ran and not any("distill" in stage for stage in ran), ran
+    snapshot = json.loads((repo / "reports/study/openbookqa-gold-fact-f0.5-s2.json").read_text())
+    assert {"untrained", "finetune", "sbs"} <= set(snapshot["rows"]) and "distill" not in snapshot["rows"]
+    assert snapshot["rows"]["sbs"]["loss_history"] and len(snapshot["rows"]["sbs"]["correct"]) == 24

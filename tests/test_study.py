@@ -51,6 +51,20 @@ def test_cell_names_round_trip_and_commands_set_every_grid_key():
     assert sets == ["datasets=[openbookqa]", "teacher=rag", "split.fraction.openbookqa=0.1", "train.seed=2",
                     "split.student_evidence=true"]
     assert Cell("strategyqa", "plain", 0.5, 0).command(queue=True)[-1] == "--queue"
+    assert Cell("strategyqa", "plain", 0.5, 0).targets() == []  # the whole pipeline
+
+
+def test_a_gold_fact_cell_does_not_train_distill_again_as_a_copy_of_finetune():
+    cell = Cell("openbookqa", "gold-fact", 0.25, 0)
+    assert cell.methods == ("finetune", "sbs")
+    command = cell.command()
+    assert command[-5:] == ["evaluate-untrained@openbookqa", "evaluate@openbookqa-finetune",
+                            "cost@openbookqa-finetune", "evaluate@openbookqa-sbs", "cost@openbookqa-sbs"]
+    assert not any("distill" in arg for arg in command)
+    # A distill evaluation an earlier cell left in the workspace is not this cell's row.
+    assert cell.rows(["teacher-gold_fact", "untrained", "finetune", "distill", "sbs"]) == [
+        "teacher-gold_fact", "untrained", "finetune", "sbs"]
+    assert "distill" in Cell("openbookqa", "rag", 0.25, 0).rows(["distill"])
     with pytest.raises(SystemExit, match="not a cell name"):
         parse_cell("openbookqa-best-f0.1-s0")
 

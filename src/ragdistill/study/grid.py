@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ragdistill.registry import METHODS, UNTRAINED
+
 # Grid variants: the teacher, and whether the student reads evidence too. gold-fact is the positive control
 # (each question's gold fact as its rationale: what a surely right rationale gives this student).
 VARIANTS = {"plain": ("plain", False), "rag": ("rag", False), "rag-student-evidence": ("rag", True),
@@ -26,9 +28,28 @@ class Cell:
         return [f"datasets=[{self.dataset}]", f"teacher={teacher}", f"split.fraction.{self.dataset}={self.fraction}",
                 f"train.seed={self.seed}", f"split.student_evidence={str(evidence).lower()}"]
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The students the cell trains. Under gold_fact the teacher's labels are the gold labels, so distill
+        would train finetune's model over again (same data, same seed): an hour of CPU for a copy."""
+        return tuple(m for m in METHODS if not (self.variant == "gold-fact" and m == "distill"))
+
+    def targets(self) -> list[str]:
+        """The dvc.yaml stages the cell runs, with what they need; none: the whole pipeline. A cell that
+        skips a student leaves summarize out too (it reads every evaluation), and ``collect`` runs it."""
+        if self.methods == tuple(METHODS):
+            return []
+        per_student = [f"{stage}@{self.dataset}-{m}" for m in self.methods for stage in ("evaluate", "cost")]
+        return [f"evaluate-untrained@{self.dataset}", *per_student]
+
     def command(self, queue: bool = False) -> list[str]:
         sets = [arg for override in self.overrides() for arg in ("-S", override)]
-        return ["dvc", "exp", "run", "-n", self.name, *sets, *(["--queue"] if queue else [])]
+        return ["dvc", "exp", "run", "-n", self.name, *sets, *(["--queue"] if queue else []), *self.targets()]
+
+    def rows(self, names: list[str]) -> list[str]:
+        """Of a summary's rows, the ones this cell made: teachers, the untrained student and its students
+        (a skipped student's evaluation can be left in the workspace by an earlier cell)."""
+        return [n for n in names if n in self.methods or n == UNTRAINED or n not in METHODS]
 
 
 def grid(dataset: str, fractions: list[float], seeds: list[int], variants: list[str]) -> list[Cell]:

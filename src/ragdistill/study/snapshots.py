@@ -21,6 +21,7 @@ from ragdistill.evaluation.metrics import is_correct
 from ragdistill.io import DataError, read_json, read_jsonl, write_json
 from ragdistill.log import log
 from ragdistill.machine import describe
+from ragdistill.pipeline.summarize import run as summarize
 from ragdistill.registry import UNTRAINED
 from ragdistill.study.grid import VARIANTS, Cell, parse_cell
 
@@ -60,6 +61,8 @@ def machine_label(machine: dict) -> str:
 
 def collect(cell: Cell, directory: Path = STUDY) -> Path:
     """Snapshot the finished run in the workspace into ``<directory>/<cell>.json`` (``reports/study/``)."""
+    if cell.targets():  # the cell ran only some stages, summarize not among them
+        summarize(load_params())
     summary = read_json(paths.REPORTS / "summary.json")
     if cell.dataset not in summary:
         raise DataError(f"reports/summary.json has no {cell.dataset!r}: did the run for {cell.name} finish?")
@@ -69,7 +72,8 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
             or bool(info.get("student_evidence")) != evidence:
         raise DataError(f"reports/summary.json was made by another configuration than {cell.name}: {info}")
     rows = {}
-    for name, row in info["rows"].items():
+    for name in cell.rows(list(info["rows"])):
+        row = info["rows"][name]
         rows[name] = {k: row.get(k) for k in ROW_FIELDS}  # None where absent: a teacher's row has no device
         if name in METHODS or name == UNTRAINED:
             predictions = read_jsonl(paths.predictions(cell.dataset, name))
