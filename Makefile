@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: install install-teacher repro test lint pull
 
-$(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml scripts/install-llama-cpp.sh
+$(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml scripts/install-llama-cpp.sh scripts/llama-build-options.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt

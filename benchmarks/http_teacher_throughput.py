@@ -1,16 +1,15 @@
 """Throughput of the OpenAI-compatible HTTP teacher at several concurrency levels, beside the in-process one.
 
-    .venv/bin/python benchmarks/http_teacher_throughput.py --n 12 --concurrency 1 2 4
+    .venv/bin/python benchmarks/http_teacher_throughput.py --n 16 --concurrency 1 2 4 8 \
+        --llama-server "$(scripts/build-llama-server.sh .venv/bin/pip)"
 
-Starts a real ``llama_cpp.server`` on 127.0.0.1 serving the teacher GGUF (the same file, threads and
-context as the in-process backend), then annotates the first ``--n`` OpenBookQA dev questions (the
-pipeline's prompts: instruction, fixed demonstrations, question) through ``OpenAITeacher`` with each
-concurrency level, and once more in-process for comparison. No reply cache is used: every request is
-real. Writes ``reports/teacher_throughput_http.{md,json}``.
-
-What to expect on one CPU machine: llama-cpp-python's server runs one request at a time, so requests in
-flight queue on the server and concurrency buys nothing here; it is meant for servers that batch
-requests (vLLM, llama.cpp's own ``llama-server`` with parallel slots) on a GPU.
+Starts real servers on 127.0.0.1 serving the teacher GGUF (the same file, threads and context as the
+in-process backend): ``llama_cpp.server`` (llama-cpp-python's, which answers one request at a time) and, with
+``--llama-server``, llama.cpp's own ``llama-server`` with as many parallel slots as the highest concurrency,
+which decodes the requests in flight together in one batch. Then it annotates the first ``--n`` OpenBookQA dev
+questions (the pipeline's prompts: instruction, fixed demonstrations, question) through ``OpenAITeacher`` at
+each concurrency level, and once in-process. No reply cache is used: every request is real. Writes
+``reports/teacher_throughput_http.{md,json}``.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from ragdistill.teachers.base import Teacher
 from ragdistill.teachers.demonstrations import pick_demonstrations
 from ragdistill.teachers.llama_cpp import LlamaCppTeacher
 from ragdistill.teachers.openai_http import OpenAITeacher
-from ragdistill.teachers.server import start_llama_server, stop_server
+from ragdistill.teachers.server import start_batching_server, start_llama_server, stop_server
 
 
 def measure(teacher: Teacher, prompts: list, questions: list, settings: DecodingSettings) -> dict:
@@ -47,8 +46,9 @@ def measure(teacher: Teacher, prompts: list, questions: list, settings: Decoding
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=12)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--llama-server", help="llama.cpp's llama-server binary (scripts/build-llama-server.sh)")
     args = parser.parse_args()
     params = load_params()
     root = resolve_data_root(params.data.root)
@@ -63,16 +63,21 @@ def main() -> None:
     with LlamaCppTeacher(str(model), n_threads=threads) as teacher:
         teacher.complete(prompts[:1], settings)  # warm-up: the shared prefix enters the KV cache
         rows["in-process (llama_cpp backend)"] = measure(teacher, prompts, questions, settings)
-    log = Path("/tmp/ragdistill-llama-server.log")
-    server, base = start_llama_server(model, log, threads=threads)
-    try:
-        for level in args.concurrency:
-            teacher = OpenAITeacher("teacher", base_url=base, api_key_env="RAGDISTILL_BENCH_KEY", concurrency=level)
-            teacher.complete(prompts[:1], settings)
-            rows[f"HTTP, concurrency {level}"] = measure(teacher, prompts, questions, settings)
-            teacher.close()
-    finally:
-        stop_server(server)
+    servers = {"llama_cpp.server": lambda log: start_llama_server(model, log, threads=threads)}
+    if args.llama_server:
+        servers[f"llama-server, {max(args.concurrency)} slots"] = lambda log: start_batching_server(
+            args.llama_server, model, log, parallel=max(args.concurrency), threads=threads)
+    for name, start in servers.items():
+        server, base = start(Path(f"/tmp/ragdistill-{name.split(',')[0]}.log"))
+        try:
+            for level in args.concurrency:
+                teacher = OpenAITeacher("teacher", base_url=base, api_key_env="RAGDISTILL_BENCH_KEY",
+                                        concurrency=level)
+                teacher.complete(prompts[:level], settings)  # warm-up: every slot has seen the shared prefix
+                rows[f"{name}, {level} in flight"] = measure(teacher, prompts, questions, settings)
+                teacher.close()
+        finally:
+            stop_server(server)
     report = {"n": len(questions), "model": model.name, "threads": threads, "cores": os.cpu_count(),
               "max_new_tokens": settings.max_new_tokens, "rows": rows,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
@@ -81,16 +86,16 @@ def main() -> None:
     lines = ["# Teacher throughput: OpenAI-compatible HTTP server vs in-process", "",
              f"`{report['command']}`: the first {report['n']} OpenBookQA dev questions, teacher `{model.name}`, "
              f"{threads} threads on {report['cores']} cores, greedy, at most {settings.max_new_tokens} new tokens, "
-             "no reply cache (every request is real). The server is `llama_cpp.server` (llama-cpp-python) on "
-             "127.0.0.1, started by the script; each row first sends one warm-up request.", "",
+             "no reply cache (every request is real). Servers on 127.0.0.1, started by the script: "
+             "`llama_cpp.server` (llama-cpp-python) and, where built, llama.cpp's `llama-server` with parallel "
+             "slots (`scripts/build-llama-server.sh`); each row first sends one warm-up request per slot in use.", "",
              "| teacher | examples/s | output tokens/s | seconds | correct | unparsed |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, row in rows.items():
         lines.append(f"| {name} | {row['examples_per_s']:.3f} | {row['output_tokens_per_s']:.1f} | {row['seconds']} "
                      f"| {row['correct']}/{report['n']} | {row['unparsed']} |")
-    lines += ["", "llama-cpp-python's server answers one request at a time, so on this CPU machine requests in "
-              "flight wait in its queue: concurrency is for servers that batch (vLLM, `llama-server` with "
-              "parallel slots), typically on a GPU.", ""]
+    lines += ["", "`llama_cpp.server` answers one request at a time: requests in flight wait in its queue. "
+              "`llama-server` decodes the requests of its busy slots together, one token of each per step.", ""]
     write_text(out.with_suffix(".md"), "\n".join(lines))
     print("\n".join(lines))
 

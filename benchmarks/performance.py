@@ -473,6 +473,19 @@ def _model_name(model: str) -> str:
     return "/".join(parts[-3:]) if len(parts) > 3 else model
 
 
+def _http_summary(report: dict) -> str:
+    """One clause per server: examples per second at each number of requests in flight, and the in-process rate."""
+    rows, by_server = report["rows"], {}
+    for name, row in rows.items():
+        if name.endswith(" in flight"):
+            server, level = name.rsplit(", ", 1)
+            by_server.setdefault(server, []).append((int(level.split()[0]), row["examples_per_s"]))
+    clauses = [f"`{server}` " + ", ".join(f"{rate:.3f} at {level}" for level, rate in sorted(levels))
+               for server, levels in by_server.items()]
+    inside = next((row["examples_per_s"] for name, row in rows.items() if name.startswith("in-process")), None)
+    return "; ".join(clauses) + (f"; in-process {inside:.3f}." if inside is not None else ".")
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -545,10 +558,8 @@ def render() -> str:
                 f"{runs['reuse']['examples_per_s'] / runs['reset']['examples_per_s']:.2f}x** examples per second "
                 "(goal: at least 1.5x)."]
         if http.exists():
-            out += ["", "HTTP backend (`benchmarks/http_teacher_throughput.py`, `reports/teacher_throughput_http.md`): "
-                    "llama-cpp-python's server answers one request at a time, so concurrency does not raise "
-                    "throughput on this CPU; the backend keeps `concurrency` requests in flight for servers that "
-                    "batch (vLLM, llama.cpp `--parallel`)."]
+            out += ["", "HTTP backend (`benchmarks/http_teacher_throughput.py`, `reports/teacher_throughput_http.md`), "
+                    f"examples per second by requests in flight: {_http_summary(json.loads(http.read_text()))}"]
         out += [""]
     if "retrieval" in parts:
         r = parts["retrieval"]
