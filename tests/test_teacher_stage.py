@@ -3,7 +3,10 @@ the split, and the fixed demonstrations."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,150 @@ def test_split_holds_out_validation_from_the_training_questions(tmp_path, monkey
            for name in ("train-sbs", "valid", "eval")}
     assert ids["valid"] | ids["train-sbs"] == {e.id for e in examples[:8]}
     assert not ids["valid"] & ids["train-sbs"] and not ids["valid"] & ids["eval"]
+
+
+def test_the_agree_filter_keeps_for_sbs_only_rationales_whose_label_is_gold(tmp_path, monkeypatch, tiny_examples):
+    import yaml
+
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.data.example import load_examples
+    from ragdistill.pipeline.split import run as split
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain")
+    records = []
+    for i, example in enumerate(examples[:8]):
+        wrong = next(c for c in example.choices if c != example.label)
+        record = annotation_record(example, "train")
+        # Three wrong teacher labels; a fourth was wrong and then corrected by gold_if_wrong.
+        record.update(rationale=f"reason {i}", teacher_label=wrong if i in (1, 4, 6) else example.label)
+        if i == 7:
+            record["meta"] = {"teacher_label_raw": wrong, "label_corrected": True}
+        records.append(record)
+    paths.annotations("openbookqa", "plain").parent.mkdir(parents=True)
+    paths.annotations("openbookqa", "plain").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert split(load_params(), "openbookqa")["train"] == 8
+    assert len(load_examples(paths.split_file("openbookqa", "train-sbs"))) == 8
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["split"]["rationale_filter"] = "agree"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    info = split(load_params(), "openbookqa")
+    assert info["sbs_dropped"] == 4 and info["rationale_filter"] == "agree"
+    sbs = load_examples(paths.split_file("openbookqa", "train-sbs"))
+    assert [e.rationale for e in sbs] == ["reason 0", "reason 2", "reason 3", "reason 5"]
+    # Only sbs is filtered: finetune and distill keep every chosen example.
+    assert len(load_examples(paths.split_file("openbookqa", "train-finetune"))) == 8
+    assert len(load_examples(paths.split_file("openbookqa", "train-distill"))) == 8
+
+
+def test_rag_demonstrations_carry_the_facts_written_with_them_else_their_own_retrieval(data_root):
+    train = load_dataset("openbookqa", data_root, "train")
+    plain = pick_demonstrations("openbookqa", train, 3)
+    rag = pick_demonstrations("openbookqa", train, 3, evidence_by_id={})
+    written = list(DATASETS["openbookqa"].demonstrations.values())
+    assert all("evidence" not in d.meta for d in plain)
+    assert [d.meta["evidence"] for d in rag] == [list(w.evidence) for w in written]
+    # The second one's facts do not help, and its RAG rationale says so; the others reason the same way.
+    assert rag[1].rationale.startswith("None of these facts") and plain[1].rationale == written[1].rationale
+    assert rag[0].rationale == plain[0].rationale
+    # Each written rationale is two or three sentences that end before the answer line.
+    assert all(2 <= w.rationale.count(". ") + 1 <= 3 for w in written)
+    cqa = load_dataset("cqa", data_root, "train")
+    first = next(iter(DATASETS["cqa"].demonstrations))
+    demos = pick_demonstrations("cqa", cqa, 1, evidence_by_id={first: [{"id": "m1", "text": "Q: x\nA: y"}]})
+    assert demos[0].meta["evidence"] == ["Q: x\nA: y"]
+
+
+class _ExplainingServer(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint: it explains the answer it is given, and else picks (a)."""
+    systems: list = []
+    questions: list = []
+
+    def do_POST(self):  # noqa: N802 (the http.server name)
+        messages = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"]
+        self.systems.append(messages[0]["content"])
+        self.questions.append(messages[-1]["content"])
+        given = re.search(r"The correct answer is (\(\w\) [^\n]+)\.$", messages[-1]["content"])
+        text = f"It follows from the fact. So the answer is {given.group(1)}." if given else \
+            "A guess. So the answer is (a)."
+        body = json.dumps({"choices": [{"message": {"content": text}}],
+                           "usage": {"prompt_tokens": 10, "completion_tokens": 8}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questions_only(
+        tmp_path, monkeypatch, tiny_examples):
+    import yaml
+
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.io import read_jsonl, write_json, write_jsonl
+    from ragdistill.pipeline.annotate_teacher import run as annotate_stage
+    from ragdistill.teachers.prompts import EVIDENCE_INSTRUCTION, HINT_INSTRUCTION
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "rag_rationalize")
+    write_jsonl(paths.retrieved("openbookqa"), [{"id": e.id, "passages": [{"id": f"book-{i}", "text": f"fact {i}"}]}
+                                                for i, e in enumerate(examples)])
+    write_json(paths.REPORTS / "retrieval" / "openbookqa.json", {"seconds_per_query": 0.01})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ExplainingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["teacher_model"].update(backend="openai", model="m", demonstrations=0, concurrency=1,
+                                       base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        report = annotate_stage(load_params(), "openbookqa")
+    finally:
+        server.shutdown()
+    assert report["rationalize"] is True and report["retrieval"] is not None
+    systems = _ExplainingServer.systems
+    assert all(EVIDENCE_INSTRUCTION in s for s in systems) and sum(s.endswith(HINT_INSTRUCTION) for s in systems) == 8
+    records = {r["id"]: r for r in read_jsonl(paths.annotations("openbookqa", "rag_rationalize"))}
+    train, held_out = examples[:8], examples[8:]
+    assert all(records[e.id]["meta"].get("rationalized") and records[e.id]["teacher_label"] == e.label
+               for e in train)
+    # The evaluation questions are answered freely: the report's accuracy is the teacher's own.
+    assert not any(records[e.id]["meta"].get("rationalized") for e in held_out)
+    assert report["eval"]["accuracy"] == sum(e.label == e.choices[0] for e in held_out) / len(held_out)
+
+
+def test_teacher_quality_counts_gold_labels_words_and_gold_fact_overlap(tmp_path, monkeypatch, tiny_examples):
+    from ragdistill import paths
+    from ragdistill.io import read_json, write_jsonl
+    from ragdistill.teachers.quality import fact_overlap, write_summary
+
+    # "sun" is too short to count: of "source" and "energy", one is in the rationale.
+    assert fact_overlap("The sun gives plants energy.", ["the sun is the source of energy"]) == 0.5
+    assert fact_overlap("anything", []) is None
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain")
+    train, held_out = examples[:8], examples[8:]
+
+    def records(right_train: int, right_eval: list[bool], rationale: str) -> list[dict]:
+        out = []
+        for i, e in enumerate(train + held_out):
+            right = i < right_train if i < 8 else right_eval[i - 8]
+            label = e.label if right else next(c for c in e.choices if c != e.label)
+            out.append({"id": e.id, "split": "train" if i < 8 else "eval", "rationale": rationale.format(i=i),
+                        "teacher_label": label, "meta": {}})
+        return out
+
+    write_jsonl(paths.annotations("openbookqa", "plain"), records(4, [True, False, False, True], "one two"))
+    write_jsonl(paths.annotations("openbookqa", "rag"), records(6, [True, True, True, True], "about fact number {i}"))
+    summary = write_summary(["openbookqa"])["openbookqa"]
+    plain, rag = summary["teachers"]["plain"], summary["teachers"]["rag"]
+    assert (plain["dev"]["accuracy"], rag["dev"]["accuracy"]) == (0.5, 1.0)
+    assert plain["rationales"]["gold_label_share"] == 50.0 and rag["rationales"]["gold_label_share"] == 75.0
+    assert (plain["rationales"]["median_words"], rag["rationales"]["median_words"]) == (2, 4)
+    # The tiny facts are "fact number <i>" (question 3 has none): the RAG rationales carry all their words.
+    assert plain["rationales"]["gold_fact_overlap"] == 0.0 and rag["rationales"]["gold_fact_overlap"] == 1.0
+    assert rag["rationales"]["with_gold_fact"] == 7
+    assert summary["paired"][0] == {**summary["paired"][0], "a": "rag", "b": "plain", "questions": 4, "diff": 50.0}
+    assert read_json(paths.REPORTS / "teacher" / "summary.json")["openbookqa"]["teachers"].keys() == {"plain", "rag"}
+    assert "| rag | 100.0" in (paths.REPORTS / "teacher" / "summary.md").read_text()

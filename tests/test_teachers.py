@@ -26,7 +26,7 @@ from ragdistill.teachers import (
     prompt_hash,
 )
 from ragdistill.teachers.openai_http import OpenAITeacher
-from ragdistill.teachers.prompts import INSTRUCTIONS
+from ragdistill.teachers.prompts import EVIDENCE_INSTRUCTION, HINT_INSTRUCTION, INSTRUCTIONS
 from ragdistill.teachers.server import start_llama_server, stop_server
 
 CHOICES = ["trees", "kids", "points", "rocks", "deep sea fish"]
@@ -133,8 +133,12 @@ def test_prompt_layout_and_shared_prefix(tiny_examples):
     assert plain[2]["content"] == "An apple is a fruit. So the answer is (a) apple."
     assert plain[-1]["content"].startswith("Q: Where do apples grow?\nAnswer Choices:\n(a) trees")
     rag = build_prompt(examples[1], demos, ["Kids  like\nto play.", "Play is fun."])
-    assert rag[:-1] == plain[:-1]  # instruction and demonstrations first and identical: the cached prefix
+    assert rag[0]["content"] == f"{INSTRUCTIONS['choice']} {EVIDENCE_INSTRUCTION}"  # it may set the facts aside
+    assert rag[1:-1] == plain[1:-1]  # demonstrations without facts of their own are the same
     assert rag[-1]["content"].startswith("Facts:\n- Kids like to play.\n- Play is fun.\n\nQ: What do kids like")
+    # Every RAG prompt starts alike (the cached prefix), also one whose question found no facts.
+    assert build_prompt(examples[2], demos, [])[:-1] == rag[:-1]
+    assert build_prompt(examples[2], demos, [])[-1]["content"].startswith("Q: ")
     question_only = Example(id="q", input="Where?", label="b", source="t", choices=["a", "b"])
     assert "Answer Choices:\n(a) a\n(b) b" in build_prompt(question_only, [], None)[-1]["content"]
     arithmetic = Example(id="s", input="Tom has 3 apples and eats 1. How many are left?", label="3 - 1", source="t")
@@ -144,6 +148,24 @@ def test_prompt_layout_and_shared_prefix(tiny_examples):
     assert len(key) == 64 and key == prompt_hash(build_prompt(examples[0], demos, None), "m", settings)
     assert key != prompt_hash(plain, "other", settings)
     assert key != prompt_hash(plain, "m", DecodingSettings(max_new_tokens=10))
+
+
+def test_rag_demonstrations_show_facts_and_rationalizing_prompts_give_the_answer(tiny_examples):
+    examples, demos = tiny_examples(3), _demos(tiny_examples)
+    demos[0].meta["evidence"] = ["Apples grow on trees.", "Fish swim."]
+    rag = build_prompt(examples[0], demos, ["Trees have roots."])
+    assert rag[1]["content"].startswith("Facts:\n- Apples grow on trees.\n- Fish swim.\n\nQ: ")
+    assert rag[3]["content"].startswith("Q: ")  # the others have none
+    hinted = build_prompt(examples[0], demos, None, hint=True)
+    assert hinted[0]["content"].endswith(HINT_INSTRUCTION)
+    letter = "abcde"[examples[0].choices.index(examples[0].label)]
+    assert hinted[-1]["content"].endswith(f"\n\nThe correct answer is ({letter}) {examples[0].label}.")
+    demo = demos[0]
+    assert hinted[1]["content"].endswith(
+        f"The correct answer is ({'abcde'[demo.choices.index(demo.label)]}) {demo.label}.")
+    assert hinted[2] == build_prompt(examples[0], demos, None)[2]  # the worked answer itself is unchanged
+    yes_no = Example(id="y", input="Is ice cold?", label="yes", source="t")
+    assert build_prompt(yes_no, [], None, hint=True)[-1]["content"].endswith("The correct answer is yes.")
 
 
 def test_build_teacher_names_the_backends():
@@ -511,3 +533,18 @@ def test_transformers_backend_batches_greedily(tiny_examples):
     assert len(batched) == 3
     assert all(0 < c.completion_tokens <= 6 and c.prompt_tokens > 10 for c in batched)
     assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in single]
+
+
+def test_rationalizing_shows_the_training_questions_their_answer_and_marks_them(tmp_path, tiny_examples):
+    examples = tiny_examples(2)
+    teacher = ScriptedTeacher({"apples": "They grow on trees. So the answer is (a) trees."})
+    out, _ = annotate(examples, teacher, DecodingSettings(), [], None, AnnotationCache(tmp_path / "c.jsonl"),
+                      progress=False, hint_ids={examples[0].id})
+    assert "The correct answer is (a) trees." in teacher.asked[0]
+    assert "The correct answer is" not in teacher.asked[1]
+    assert out[0].meta["rationalized"] is True and "rationalized" not in out[1].meta
+    # A rationalized reply and a free one are different prompts: both stay in the cache.
+    again = ScriptedTeacher({"apples": "x. So the answer is (a) trees."})
+    annotate(examples[:1], again, DecodingSettings(), [], None, AnnotationCache(tmp_path / "c.jsonl"),
+             progress=False)
+    assert len(again.asked) == 1

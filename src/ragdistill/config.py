@@ -24,6 +24,9 @@ __all__ = ["METHODS", "ConfigError", "Params", "load_params", "stage_params", "v
 SCORINGS = ("auto", "choices", "generate")
 SBS_LABELS = ("gold", "teacher")
 BATCHINGS = ("paired", "rows")  # train.batching; ragdistill.students.trainer says what each does
+OPTIONAL_NUMBERS = {"retrieval.min_score"}  # null or any number (other null defaults are whole-number caps)
+# split.rationale_filter: sbs learns from every rationale, or only from those whose teacher label is the gold one
+RATIONALE_FILTERS = ("all", "agree")
 
 
 class ConfigError(ValueError):
@@ -43,6 +46,8 @@ class SplitParams:
     valid_size: float = 0.0  # share of the chosen training examples held out for validation
     seed: int = 0
     student_evidence: bool = False  # the student reads the retrieved evidence too (train and eval inputs)
+    rationale_filter: str = "all"  # one of RATIONALE_FILTERS
+    teacher_selection: int = 200  # training questions outside the students' part, where teacher settings are chosen
 
 
 @dataclass
@@ -51,6 +56,7 @@ class RetrievalParams:
     k: int = 3
     query: str = "question+choices"
     corpus: dict[str, str] = field(default_factory=dict)  # per dataset: openbook | strategyqa_facts | ...
+    min_score: float | None = None  # drop retrieved passages scored below it by the retriever (None: keep k)
 
 
 @dataclass
@@ -151,6 +157,11 @@ def _section(cls: type, raw: Any, name: str, problems: _Problems) -> Any:
             if not isinstance(value, dict):
                 problems.bad(f"{name}.{key}", value, "a mapping")
                 continue
+        elif default is None and f"{name}.{key}" in OPTIONAL_NUMBERS:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                problems.bad(f"{name}.{key}", value, "null or a number")
+                continue
+            value = None if value is None else float(value)
         elif default is None:  # optional whole numbers (caps)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 problems.bad(f"{name}.{key}", value, "null or a whole number of at least 1")
@@ -218,6 +229,7 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
                                 ("teacher_model.label_policy", params.teacher_model.label_policy, LABEL_POLICIES),
                                 ("train.sbs_labels", params.train.sbs_labels, SBS_LABELS),
                                 ("train.batching", params.train.batching, BATCHINGS),
+                                ("split.rationale_filter", params.split.rationale_filter, RATIONALE_FILTERS),
                                 ("eval.scoring", params.eval.scoring, SCORINGS)):
         if value not in allowed:
             problems.bad(key, value, f"one of {', '.join(allowed)}")
@@ -237,6 +249,7 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
                        ("train.batch_size", params.train.batch_size), ("train.grad_accum", params.train.grad_accum),
                        ("eval.batch_size", params.eval.batch_size), ("eval.bootstrap", params.eval.bootstrap),
                        ("cost.examples", params.cost.examples),
+                       ("split.teacher_selection", params.split.teacher_selection),
                        ("student.max_input_tokens", params.student.max_input_tokens),
                        ("student.max_target_tokens", params.student.max_target_tokens)):
         if value < 1:

@@ -11,14 +11,29 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-# Where rationales and teacher labels come from (params key ``teacher``).
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    about: str
+    llm: bool = False  # the LLM of teacher_model answers (else no model runs)
+    retrieval: bool = False  # it reads each question's retrieved evidence
+    rationalize: bool = False  # shown each training question's gold answer, it explains it (STaR, KARD)
+
+
+# Where rationales and teacher labels come from (params key ``teacher``). Each has its own annotation file.
 TEACHERS = {
-    "palm": "the PaLM-540B outputs published with the paper (CQA and SVAMP)",
-    "plain": "the LLM of teacher_model",
-    "rag": "the LLM of teacher_model, reading the retrieved evidence",
+    "palm": TeacherSpec("the PaLM-540B outputs published with the paper (CQA and SVAMP)"),
+    "plain": TeacherSpec("the LLM of teacher_model", llm=True),
+    "rag": TeacherSpec("the LLM of teacher_model, reading the retrieved evidence", llm=True, retrieval=True),
+    # Rationalization: the rationale argues for the gold answer. Evaluation questions are answered freely, so
+    # the teacher's own accuracy is still measured.
+    "plain_rationalize": TeacherSpec("plain, shown the gold answer of each training question", llm=True,
+                                     rationalize=True),
+    "rag_rationalize": TeacherSpec("rag, shown the gold answer of each training question", llm=True,
+                                   retrieval=True, rationalize=True),
     # A positive control rather than a teacher: what a student learns from a rationale that is surely right.
-    "gold_fact": "the question's gold fact as its rationale and the gold label (OpenBookQA, StrategyQA)",
-    "none": "no teacher (finetune only)",
+    "gold_fact": TeacherSpec("the question's gold fact as its rationale and the gold label (OpenBookQA, StrategyQA)"),
+    "none": TeacherSpec("no teacher (finetune only)"),
 }
 
 # Teacher backends (``teacher_model.backend``): a ``ragdistill.teachers.base.Teacher`` subclass each.
@@ -45,6 +60,7 @@ RETRIEVERS = {
 QUERIES = {
     "question": "ragdistill.retrieval.run:question_only",
     "question+choices": "ragdistill.retrieval.run:question_and_choices",
+    "question+each_choice": "ragdistill.retrieval.run:question_with_each_choice",  # best over one query per choice
 }
 
 

@@ -4,7 +4,7 @@
 - ``strategyqa_facts``: the gold facts of StrategyQA *training* questions, one passage per fact,
   ids ``fact-<qid>-<i>``.
 - ``solved_examples``: a demonstration memory: one passage per training example with a rationale,
-  ``"Q: <input>\\nA: <rationale> So the answer is <label>."``, id = the example's id.
+  ``"Q: <input>\\nA: <rationale> So the answer is (<letter>) <label>."``, id = the example's id.
 
 Passages derived from a question carry ``meta["question_id"]`` and ``meta["question_key"]`` (its normalized
 text); ``self_exclusion`` turns them into the per-example exclusion sets that keep a question from
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ragdistill.data.dss import LETTERS
 from ragdistill.data.example import Example
 from ragdistill.data.openbookqa import book_passage_id, read_book_lines
 from ragdistill.registry import CORPORA, load, lookup
@@ -59,11 +60,15 @@ def strategyqa_fact_pool(examples: Iterable[Example]) -> list[Passage]:
 
 def solved_examples_memory(examples: Iterable[Example]) -> list[Passage]:
     """One worked example per training example: its question and gold label, with its rationale when it has
-    one (a memory to retrieve demonstrations from)."""
+    one (a memory to retrieve demonstrations from). The answer is written as the teacher is told to write
+    its own, ``(b) text`` for a multiple-choice question, so retrieved examples do not teach another form."""
     passages = []
     for example in examples:
         rationale = (example.rationale or "").strip()
-        answer = f"{rationale} So the answer is {example.label}." if rationale else f"So the answer is {example.label}."
+        label = example.label
+        if example.choices and label in example.choices:
+            label = f"({LETTERS[example.choices.index(label)]}) {label}"
+        answer = f"{rationale} So the answer is {label}." if rationale else f"So the answer is {label}."
         passages.append(Passage(
             id=example.id,
             text=f"Q: {example.input.strip()}\nA: {answer}",

@@ -9,6 +9,7 @@ from dataclasses import replace
 from sklearn.model_selection import train_test_split
 
 from ragdistill.data.example import Example
+from ragdistill.evaluation.metrics import is_correct
 from ragdistill.io import DataError
 
 
@@ -41,6 +42,21 @@ def choose_training(train: list[Example], fraction: float, valid_size: float, se
     return chosen, valid
 
 
+def teacher_selection_set(train: list[Example], fraction: float, valid_size: float, seed: int, size: int
+                          ) -> list[Example]:
+    """``size`` training questions (stratified, seeded) that no student learns from or validates on at this
+    fraction: where the teacher's prompt, retrieval and k are chosen, so that no choice reads the eval split
+    and no student is trained on the questions its teacher was tuned on."""
+    chosen, valid = choose_training(train, fraction, valid_size, seed)
+    used = {e.id for e in chosen + valid}
+    rest = [e for e in train if e.id not in used]
+    if size < 1 or size > len(rest):
+        raise DataError(f"split.teacher_selection: {size} questions asked for, and {len(rest)} training questions "
+                        f"are outside the students' part at fraction {fraction:g}: ask for 1 to {len(rest)}, or "
+                        "train the students on a smaller fraction")
+    return rest if size == len(rest) else _subset(rest, size, seed)[0]
+
+
 def with_annotations(examples: list[Example], records: dict[str, dict]) -> list[Example]:
     """Examples with their teacher output: from the annotation record where it carries one; PaLM outputs
     stay as prepared; with no teacher there is none."""
@@ -67,6 +83,12 @@ def with_evidence(examples: list[Example], retrieved: dict[str, list[dict]], whe
         example.input = f"Evidence:\n{evidence}\n{example.input}"
         example.meta["student_evidence_ids"] = [p["id"] for p in passages]
     return examples
+
+
+def agreeing(examples: list[Example], kind: str) -> list[Example]:
+    """The examples whose teacher's own label (before any ``gold_if_wrong`` correction) is the gold label:
+    their rationale argues for the answer the student is taught."""
+    return [e for e in examples if is_correct(e.meta.get("teacher_label_raw", e.teacher_label), e.label, kind)]
 
 
 def without_teacher(examples: list[Example]) -> list[Example]:

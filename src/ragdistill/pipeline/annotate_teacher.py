@@ -28,6 +28,7 @@ from ragdistill.evaluation.metrics import accuracy_summary, is_correct
 from ragdistill.io import read_json, read_jsonl, write_json, write_jsonl
 from ragdistill.log import log
 from ragdistill.memory import peak_rss_mb
+from ragdistill.registry import TEACHERS
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher
 from ragdistill.teachers.cache import AnnotationCache, seed_from_annotations
@@ -121,10 +122,14 @@ def run(params: Params, dataset: str) -> dict:
     chosen, valid = choose_training(train, params.fraction(dataset), params.split.valid_size, params.split.seed)
     model = params.teacher_model
     scored = evaluation[: model.eval_examples] if model.eval_examples else evaluation
-    demonstrations = pick_demonstrations(dataset, train, model.demonstrations)
+    spec = TEACHERS[teacher]
     evidence = None
-    if teacher == "rag":
+    if spec.retrieval:
         evidence = {row["id"]: row["passages"] for row in read_jsonl(paths.retrieved(dataset))}
+    demonstrations = pick_demonstrations(dataset, train, model.demonstrations, evidence)
+    # Rationalization explains the gold answer of the questions students learn from; the evaluation
+    # questions are answered freely, so the report's accuracy is the teacher's own.
+    hinted = {e.id for e in chosen + valid} if spec.rationalize else set()
     settings = DecodingSettings(max_new_tokens=model.max_new_tokens)
     cache = AnnotationCache(paths.TEACHER_CACHE / f"{dataset}.jsonl")
     if out.exists():  # published annotations (dvc.yaml keeps them with `persist`): reuse their replies
@@ -144,7 +149,7 @@ def run(params: Params, dataset: str) -> dict:
     with LazyTeacher(model.backend, footprint_store=known, **teacher_kwargs(params)) as llm:
         annotated, stats = annotate(chosen + valid + scored, llm, settings, demonstrations, evidence, cache,
                                     batch_size=max(8, model.concurrency), label_policy=model.label_policy,
-                                    publish=publish)
+                                    publish=publish, hint_ids=hinted)
         footprint = llm.footprint()
         if llm.loaded:
             footprint = remember_footprint(params, footprint)
@@ -156,12 +161,13 @@ def run(params: Params, dataset: str) -> dict:
     # The teacher is scored on its own label, also where gold_if_wrong replaced it for the students.
     correct = [is_correct(e.meta.get("teacher_label_raw", e.teacher_label), e.label, kind) for e in eval_part]
     report = {"dataset": dataset, "teacher": teacher, "backend": model.backend, "model": model.model,
-              "retrieval": {"method": params.retrieval.method, "k": params.retrieval.k} if teacher == "rag" else None,
+              "retrieval": {"method": params.retrieval.method, "k": params.retrieval.k} if spec.retrieval else None,
+              "rationalize": spec.rationalize,
               "eval": accuracy_summary(correct, params.eval.bootstrap, params.eval.seed) if correct else None,
               "unparsed": {"train": sum(1 for e in annotated[:n_train] if e.teacher_label is None),
                            "eval": sum(1 for e in eval_part if e.teacher_label is None)},
               "stats": stats.to_dict(),
-              "cost": teacher_cost(eval_part, footprint, dataset if teacher == "rag" else None),
+              "cost": teacher_cost(eval_part, footprint, dataset if spec.retrieval else None),
               "seconds": round(time.perf_counter() - started, 1)}
     write_json(paths.teacher_report(dataset, teacher), report)
     if report["eval"]:

@@ -18,7 +18,7 @@ from ragdistill.retrieval.base import Hit
 from ragdistill.retrieval.run import retrieve_for_examples
 
 
-def _memory_examples(train: list[Example]) -> list[Example]:
+def memory_examples(train: list[Example]) -> list[Example]:
     """Solved examples for the memory: question and gold label, with no teacher rationale (a RAG teacher
     must not read another teacher's reasoning), so the memory entry says only what the gold data says."""
     return [Example(**{**example.to_dict(), "rationale": None, "teacher_label": None}) for example in train]
@@ -29,19 +29,21 @@ def run(params: Params, dataset: str) -> dict:
     train = load_examples(paths.prepared(dataset, "train"))
     evaluation = load_examples(paths.prepared(dataset, "eval"))
     corpus = params.corpus(dataset)
-    source = _memory_examples(train) if corpus == "solved_examples" else train
+    source = memory_examples(train) if corpus == "solved_examples" else train
     passages = build_corpus(corpus, root=resolve_data_root(params.data.root), examples=source)
     log(f"{dataset}: retrieving the top {params.retrieval.k} of {len(passages)} passages ({corpus}, "
         f"{params.retrieval.method}) for {len(train)} training and {len(evaluation)} evaluation examples")
     retriever = build_retriever(params.retrieval.method)
     searching = time.perf_counter()
     rows = retrieve_for_examples(train + evaluation, passages, retriever, params.retrieval.k,
-                                 self_exclusion(passages), load(QUERIES[params.retrieval.query]))
+                                 self_exclusion(passages), load(QUERIES[params.retrieval.query]),
+                                 params.retrieval.min_score)
     # Per query, with the corpus encoding and index build spread over all queries (an upper bound).
     seconds_per_query = (time.perf_counter() - searching) / max(1, len(rows))
     write_jsonl(paths.retrieved(dataset), rows)
     report: dict = {"dataset": dataset, "corpus": corpus, "passages": len(passages), "method": params.retrieval.method,
-                    "k": params.retrieval.k, "query": params.retrieval.query,
+                    "k": params.retrieval.k, "query": params.retrieval.query, "min_score": params.retrieval.min_score,
+                    "passages_per_question": round(sum(len(r["passages"]) for r in rows) / max(1, len(rows)), 3),
                     "seconds_per_query": round(seconds_per_query, 5)}
     by_id = {row["id"]: row for row in rows}
     for split_name, examples in (("train", train), ("eval", evaluation)):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from ragdistill import paths
 from ragdistill.config import Params
 from ragdistill.data.example import load_examples, save_examples
-from ragdistill.data.split import choose_training, with_annotations, with_evidence, without_teacher
+from ragdistill.data.registry import task_kind
+from ragdistill.data.split import agreeing, choose_training, with_annotations, with_evidence, without_teacher
 from ragdistill.io import DataError, read_jsonl, write_json
 from ragdistill.log import log
 from ragdistill.registry import METHODS
@@ -38,6 +39,13 @@ def run(params: Params, dataset: str) -> dict:
                         f"`dvc repro annotate-teacher@{dataset}` to complete it")
     chosen = with_annotations(chosen, records)
     files = {f"train-{name}": chosen if method.uses_teacher else gold for name, method in METHODS.items()}
+    dropped = 0
+    if params.split.rationale_filter == "agree":
+        kept = agreeing(chosen, task_kind(dataset))
+        dropped = len(chosen) - len(kept)
+        files["train-sbs"] = kept
+        log(f"{dataset}: rationale filter 'agree': sbs learns from {len(kept)} of {len(chosen)} examples, those "
+            "whose teacher label is the gold label")
     # Validation scores the label task against gold: like eval, it holds no teacher outputs, so that a change
     # of teacher leaves finetune's inputs alone.
     files.update(valid=without_teacher(valid), eval=without_teacher(evaluation))
@@ -45,6 +53,8 @@ def run(params: Params, dataset: str) -> dict:
         save_examples(paths.split_file(dataset, name), rows)
     info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
             **({"student_evidence": True} if params.split.student_evidence else {}),
+            **({"rationale_filter": "agree", "sbs_dropped": dropped} if params.split.rationale_filter == "agree"
+               else {}),
             "train": len(chosen), "valid": len(valid), "eval": len(evaluation)}
     write_json(paths.SPLITS / dataset / "summary.json", info)
     log(f"{dataset}: {len(chosen)} training, {len(valid)} validation, {len(evaluation)} evaluation examples "

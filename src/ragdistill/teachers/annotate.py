@@ -60,15 +60,17 @@ def annotate(
     progress: bool = True,
     publish: Callable[[list[Example]], None] | None = None,
     publish_every: int = 50,
+    hint_ids: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[Example], AnnotationStats]:
     """Copies of ``examples`` with ``rationale``, ``teacher_label`` and ``meta`` (teacher model id,
     prompt_hash, evidence_ids, prompt/completion tokens, seconds, parse rule) filled in, and statistics.
 
     ``evidence_by_id`` maps an example id to its retrieved passages (a retrieval-augmented teacher); None
-    for a plain teacher. An example missing from it gets an evidence-free prompt. Replies come from
-    ``cache`` when their prompt hash is there; new ones are stored in it as each one arrives, so a killed
-    run resumes where it stopped. An example whose reply has no readable label keeps its rationale with
-    ``teacher_label=None`` and is counted in ``stats.unparsed``.
+    for a plain teacher. An example missing from it gets the RAG prompt with no facts. The examples whose
+    ids are in ``hint_ids`` are shown their gold answer and asked to explain it (``meta["rationalized"]``).
+    Replies come from ``cache`` when their prompt hash is there; new ones are stored in it as each one
+    arrives, so a killed run resumes where it stopped. An example whose reply has no readable label keeps its
+    rationale with ``teacher_label=None`` and is counted in ``stats.unparsed``.
 
     ``label_policy``:
       - ``keep``: ``teacher_label`` is the teacher's label as parsed (possibly wrong, possibly None).
@@ -92,19 +94,20 @@ def annotate(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     stats = AnnotationStats(total=len(examples))
 
-    prepared = []  # (example, task, messages, key, evidence ids)
+    prepared = []  # (example, task, messages, key, evidence ids, shown its answer)
     for example in examples:
-        texts, ids = _evidence(None if evidence_by_id is None else evidence_by_id.get(example.id))
+        texts, ids = _evidence(None if evidence_by_id is None else evidence_by_id.get(example.id, []))
         task = task_of(example)
-        messages = build_prompt(example, demonstrations, texts, task=task)
-        prepared.append((example, task, messages, prompt_hash(messages, teacher.model_id, settings), ids))
+        messages = build_prompt(example, demonstrations, texts, task=task, hint=example.id in hint_ids)
+        key = prompt_hash(messages, teacher.model_id, settings)
+        prepared.append((example, task, messages, key, ids, example.id in hint_ids))
 
     # Each distinct prompt is asked once: skip what is cached, and duplicates within this run.
     todo: dict[str, list] = {}
-    for _, _, messages, key, _ in prepared:
+    for _, _, messages, key, *_ in prepared:
         if cache.get(key) is None and key not in todo:
             todo[key] = messages
-    stats.from_cache = sum(1 for *_, key, _ in prepared if key not in todo)
+    stats.from_cache = sum(1 for _, _, _, key, *_ in prepared if key not in todo)
 
     bar = None
     if progress and todo:
@@ -148,7 +151,7 @@ def annotate(
 
 def _annotated(item: tuple, teacher: Teacher, cache: AnnotationCache, label_policy: str) -> Example:
     """A copy of one prepared example with its cached reply parsed into rationale, label and meta."""
-    example, task, _, key, ids = item
+    example, task, _, key, ids, hinted = item
     record = cache.get(key)
     rationale, label, how = parse_teacher_output(record["text"], example.choices, task=task)
     out = copy.deepcopy(example)
@@ -159,6 +162,8 @@ def _annotated(item: tuple, teacher: Teacher, cache: AnnotationCache, label_poli
         "prompt_tokens": record.get("prompt_tokens", 0), "completion_tokens": record.get("completion_tokens", 0),
         "seconds": record.get("seconds", 0.0), "parse": how, "reply": record["text"],
     })
+    if hinted:
+        out.meta["rationalized"] = True
     kind = "arithmetic" if task == "arithmetic" else "choice"  # the metric's own notion of agreement
     if label_policy == "gold_if_wrong" and not is_correct(label, example.label, kind):
         out.meta["teacher_label_raw"] = label

@@ -1,0 +1,73 @@
+"""benchmarks/teacher_selection.py on real OpenBookQA training questions with a real (small) LLM teacher:
+the selection set stays outside the students' questions, every configuration is a row, the oracle reads the
+gold fact, and nothing reads the evaluation split."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ragdistill.data.example import load_examples
+from ragdistill.data.split import choose_training, teacher_selection_set
+from ragdistill.io import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "teacher_selection.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("teacher_selection", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_selection_set_is_outside_the_students_part_and_refuses_what_it_cannot_give(tiny_examples):
+    examples = tiny_examples(40)
+    chosen, valid = choose_training(examples, 0.5, 0.2, seed=1)
+    selection = teacher_selection_set(examples, 0.5, 0.2, seed=1, size=8)
+    assert len(selection) == 8 and not {e.id for e in selection} & {e.id for e in chosen + valid}
+    assert [e.id for e in selection] == [e.id for e in teacher_selection_set(examples, 0.5, 0.2, seed=1, size=8)]
+    with pytest.raises(DataError, match="split.teacher_selection: 8 questions asked for, and 0 training"):
+        teacher_selection_set(examples, 1.0, 0.2, seed=1, size=8)
+
+
+def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, monkeypatch, data_root, smollm2_gguf):
+    from ragdistill.config import load_params
+    from ragdistill.pipeline.prepare import run as prepare
+
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(root=str(data_root))
+    params["teacher_model"].update(model="smollm2-135m-instruct", max_new_tokens=24)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    prepare(load_params(), "openbookqa")
+    selection = _module()
+    selection.main(["--configs", "plain", "rag-dense-k1", "oracle", "--n", "4", "--out", "selection"])
+    report = json.loads(Path("selection.json").read_text())
+    assert list(report["rows"]) == ["plain", "rag-dense-k1", "oracle"] and report["selection"] == 4
+    assert report["rows"]["oracle"]["gold_fact_read"] == 100.0 and report["rows"]["plain"]["gold_fact_read"] is None
+    assert report["rows"]["rag-dense-k1"]["facts_per_question"] == 1
+    assert report["chosen_rag"] == "rag-dense-k1"  # the oracle is never chosen
+    assert "minus_plain" in report["rows"]["oracle"] and "minus_plain" not in report["rows"]["plain"]
+    # The four questions are training questions outside the students' part, asked once per configuration.
+    train = load_examples(Path("data/prepared/openbookqa/train.jsonl"))
+    chosen, valid = choose_training(train, report["fraction"], params["split"]["valid_size"], report["seed"])
+    asked = set(report["question_ids"])
+    assert len(asked) == 4 and asked <= {e.id for e in train} and not asked & {e.id for e in chosen + valid}
+    # A prompt two configurations share (the oracle's, where dense retrieval found the gold fact) is asked once.
+    cached = [json.loads(line) for line in Path(".cache/teacher/openbookqa.jsonl").open()]
+    assert len(cached) == sum(row["asked"] for row in report["rows"].values()) and report["rows"]["plain"]["asked"] == 4
+    text = Path("selection.md").read_text()
+    assert "| oracle (oracle: not deployable) |" in text and "**rag-dense-k1**" in text
+    # Without the reply cache (another machine), a rerun keeps the configurations the report holds and asks
+    # only for the new one; a report of another setup would not be reused.
+    Path(".cache/teacher/openbookqa.jsonl").unlink()
+    selection.main(["--configs", "plain", "oracle", "rag-dense-k3", "--n", "4", "--out", "selection"])
+    again = json.loads(Path("selection.json").read_text())
+    assert again["rows"]["plain"] == report["rows"]["plain"] and again["rows"]["oracle"] == report["rows"]["oracle"]
+    asked = [json.loads(line) for line in Path(".cache/teacher/openbookqa.jsonl").open()]
+    assert len(asked) == again["rows"]["rag-dense-k3"]["asked"] == 4 and list(again["rows"]) == [
+        "plain", "rag-dense-k1", "oracle", "rag-dense-k3"]  # the earlier run's rows stay
