@@ -220,8 +220,13 @@ def test_study_cells_on_dvcs_queue_then_collected_and_compared(tiny_repo, smollm
     out = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
                 "--seeds", "1", "--variants", "plain", "rag", "--queue"], repo, env)
     assert all(f"queueing {cell}" in out for cell in cells) and not _ran_stages(out)
-    _run(["dvc", "queue", "start", "-j", "2"], repo, env)
-    deadline = time.monotonic() + 1200
+    # The workers inherit the stdout of `dvc queue start` and hold it until the queue is empty, so a captured
+    # pipe would make this call wait for both cells; a file lets it return once the workers are started.
+    with open(repo.parent / "queue-start.log", "w") as log:
+        started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT, timeout=120)
+    assert started.returncode == 0, (repo.parent / "queue-start.log").read_text()
+    deadline = time.monotonic() + 2400
     while True:
         status = _run(["dvc", "queue", "status"], repo, env)
         if not any(word in status for word in ("Queued", "Running")):
