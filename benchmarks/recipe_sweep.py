@@ -39,7 +39,7 @@ def command(name: str, dataset: str, method: str, teacher: str, fraction: float,
     stage = f"{METHODS[method].stage}@{dataset}" + ("" if method == "sbs" else f"-{method}")
     sets = [f"datasets=[{dataset}]", f"teacher={teacher}", f"split.fraction.{dataset}={fraction}", f"train.lr={lr}",
             f"train.warmup_ratio={warmup}", f"train.epochs={epochs}", f"train.batching={batching}",
-            f"train.seed={seed}"]
+            f"train.seed={seed}", "train.patience=0"]  # a sweep scores every epoch
     return ["dvc", "exp", "run", "-n", name, *[a for s in sets for a in ("-S", s)], stage]
 
 

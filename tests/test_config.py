@@ -79,6 +79,7 @@ def _set(raw: dict, dotted: str, value) -> dict:
         ("train.batch_size", True, "train.batch_size"),
         ("train.grad_accum", 0, "train.grad_accum"),
         ("train.epochs", 0, "train.epochs"),
+        ("train.patience", -1, "train.patience"),
         ("train.sbs_labels", "silver", "train.sbs_labels"),
         ("train.learning_rate", 1e-4, "train.learning_rate"),
         ("eval.scoring", "vibes", "eval.scoring"),

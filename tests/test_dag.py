@@ -259,3 +259,4 @@ def test_a_gold_fact_cell_skips_distill_and_its_snapshot_holds_only_what_it_ran(
     snapshot = json.loads((repo / "reports/study/openbookqa-gold-fact-f0.5-s2.json").read_text())
     assert {"untrained", "finetune", "sbs"} <= set(snapshot["rows"]) and "distill" not in snapshot["rows"]
     assert snapshot["rows"]["sbs"]["loss_history"] and len(snapshot["rows"]["sbs"]["correct"]) == 24
+    assert snapshot["rows"]["sbs"]["train_tokens_per_second"] > 0 and "validation" in snapshot["rows"]["sbs"]

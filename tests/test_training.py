@@ -378,6 +378,34 @@ def test_the_best_validated_epoch_is_the_one_saved(tiny_examples, tmp_path, monk
     assert any(not torch.equal(v, weights_after_epoch[3][k]) for k, v in saved.items())
 
 
+def test_patience_stops_after_that_many_scores_below_the_best_and_keeps_the_best(tiny_examples, tmp_path,
+                                                                                  monkeypatch):
+    examples = tiny_examples(4)
+    # 2 of 4 right, then 4, then 1, then 3: with patience 1 the run ends after epoch 3 of 5.
+    right = [2, 4, 1, 3, 4]
+    script = iter([[e.label if i < n else "wrong" for i, e in enumerate(examples)] for n in right])
+    monkeypatch.setattr("ragdistill.students.trainer.answer_labels", lambda *args, **kwargs: (next(script), None))
+    groups, _ = build_task_examples(examples, "finetune", alpha=0.5)
+    stats = train_student(load_student("tiny-llama"), groups, tmp_path / "model", lr=5e-3, epochs=5.0,
+                          batch_size=2, patience=1, validation=Validation(examples, "choice", "choices"),
+                          max_input_tokens=64, max_target_tokens=32)
+    checked = stats["validation"]
+    assert [h["accuracy"] for h in checked["history"]] == [50.0, 100.0, 25.0]
+    assert stats["steps"] == 6 and checked["stopped_early"] is True
+    assert checked["best"]["epoch"] == 2.0 and checked["saved"] == "best"
+
+
+def test_without_patience_every_epoch_runs(tiny_examples, tmp_path, monkeypatch):
+    examples = tiny_examples(4)
+    script = iter([[e.label if i < n else "wrong" for i, e in enumerate(examples)] for n in [4, 1, 1]])
+    monkeypatch.setattr("ragdistill.students.trainer.answer_labels", lambda *args, **kwargs: (next(script), None))
+    groups, _ = build_task_examples(examples, "finetune", alpha=0.5)
+    stats = train_student(load_student("tiny-llama"), groups, tmp_path / "model", lr=5e-3, epochs=3.0,
+                          batch_size=2, validation=Validation(examples, "choice", "choices"),
+                          max_input_tokens=64, max_target_tokens=32)
+    assert len(stats["validation"]["history"]) == 3 and stats["validation"]["stopped_early"] is False
+
+
 def test_without_validation_the_last_weights_are_saved(tiny_examples, tmp_path):
     groups, _ = build_task_examples(tiny_examples(2), "finetune")
     stats = train_student(load_student("tiny-llama"), groups, tmp_path / "model", lr=1e-3, epochs=1.0, batch_size=2,

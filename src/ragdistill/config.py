@@ -89,6 +89,7 @@ class TrainParams:
     grad_accum: int = 1
     weight_decay: float = 0.0
     warmup_ratio: float = 0.06
+    patience: int = 1  # stop once this many validation scores in a row are below the best (0: never)
     seed: int = 0
     sbs_labels: str = "gold"
     batching: str = "paired"
@@ -256,6 +257,8 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
             problems.bad(key, value, "a whole number of at least 1")
     if params.train.epochs <= 0:
         problems.bad("train.epochs", params.train.epochs, "a positive number")
+    if params.train.patience < 0:
+        problems.bad("train.patience", params.train.patience, "0 (never stop early) or a positive number")
     if problems:
         raise ConfigError(f"{source}: " + (problems[0] if len(problems) == 1 else
                           f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)))

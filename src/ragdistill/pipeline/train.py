@@ -44,7 +44,8 @@ def run(params: Params, dataset: str, method: str) -> dict:
     t = params.train
     stats = train_student(
         student, groups, paths.model_dir(dataset, method), lr=t.lr, epochs=t.epochs, batch_size=t.batch_size,
-        grad_accum=t.grad_accum, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, seed=t.seed,
+        grad_accum=t.grad_accum, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, patience=t.patience,
+        seed=t.seed,
         max_steps=t.max_steps, max_input_tokens=params.student.max_input_tokens,
         max_target_tokens=params.student.max_target_tokens, batching=t.batching, validation=validation,
         checkpoint_dir=Path(".cache/checkpoints") / dataset / method,

@@ -165,8 +165,10 @@ class MultiTaskTrainer(Trainer):
 
     def __init__(self, *args, is_encoder_decoder: bool = False, per_task_token_mean: bool = True,
                  student: Student | None = None, formatter: TaskFormatter | None = None,
-                 validation: Validation | None = None, best_dir: Path | None = None, **kwargs):
+                 validation: Validation | None = None, best_dir: Path | None = None, patience: int = 0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.patience = patience
         self.is_encoder_decoder = is_encoder_decoder
         self.per_task_token_mean = per_task_token_mean
         self.student, self.formatter, self.validation, self.best_dir = student, formatter, validation, best_dir
@@ -225,7 +227,15 @@ class MultiTaskTrainer(Trainer):
             if self.args.should_save:
                 write_json(self.best_dir / "best.json", {"accuracy": accuracy, "step": self.state.global_step,
                                                          "epoch": round(float(self.state.epoch or 0), 3)})
+        elif self.patience and self._scores_since_best(best["step"]) >= self.patience:
+            print(f"Stopping early: {self.patience} validation score(s) below the best, "
+                  f"{best['accuracy']} at epoch {best['epoch']}", flush=True)
+            self.control.should_training_stop = True
         return metrics
+
+    def _scores_since_best(self, best_step: int) -> int:
+        # From the Trainer's log, which a resumed run restores, so a resumed run stops where the first would.
+        return sum(1 for e in self.state.log_history if "eval_accuracy" in e and e["step"] > best_step)
 
 
 def best_so_far(best_dir: Path | None) -> dict | None:
@@ -245,6 +255,7 @@ def train_student(
     grad_accum: int = 1,
     weight_decay: float = 0.0,
     warmup_ratio: float = 0.0,
+    patience: int = 0,
     seed: int = 0,
     max_steps: int = -1,
     max_input_tokens: int = 192,
@@ -263,7 +274,10 @@ def train_student(
     ``rows`` batching, per optimizer step over all processes: under data parallelism each of them takes an
     equal share. With ``validation``, the student is scored on it after every epoch, and the weights
     saved are those of the best epoch (the first of equal scores); ``stats["validation"]`` records every
-    score and the epoch that won. Without it, the last weights are saved.
+    score and the epoch that won. Without it, the last weights are saved. ``patience`` > 0 ends training
+    once that many scores in a row are below the best; the learning-rate schedule is still that of all
+    ``epochs``, so the weights kept are those the full run would have kept unless a later epoch would have
+    beaten the best.
 
     Checkpoints go every ``save_steps`` to a folder under ``checkpoint_dir`` (outside the DVC output)
     named by a fingerprint of everything that decides the weights (student, rows, hyperparameters,
@@ -293,7 +307,8 @@ def train_student(
     dataset = Dataset.from_list(items)
     collator = TaskCollator(student.tokenizer.pad_token_id, student.is_encoder_decoder)
     settings = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "grad_accum": grad_accum,
-                "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "seed": seed, "max_steps": max_steps,
+                "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "patience": patience, "seed": seed,
+                "max_steps": max_steps,
                 "save_steps": save_steps, "batching": batching,
                 "validation": None if validation is None else {
                     "ids": [e.id for e in validation.examples], "labels": [e.label for e in validation.examples],
@@ -336,7 +351,7 @@ def train_student(
         eval_dataset=None if validation is None else Dataset.from_list([{"id": e.id} for e in validation.examples]),
         callbacks=callbacks, is_encoder_decoder=student.is_encoder_decoder,
         per_task_token_mean=batching == "paired", student=student, formatter=formatter, validation=validation,
-        best_dir=best_dir,
+        best_dir=best_dir, patience=patience if validation is not None else 0,
     )
     trainer.logits_at_targets &= logits_at_targets
     resume = _latest_checkpoint(checkpoint_dir)
@@ -376,7 +391,8 @@ def train_student(
             "examples": len(validation.examples), "scoring": validation.scoring,
             "history": [{"epoch": round(float(e["epoch"]), 3), "step": e["step"], "accuracy": e["eval_accuracy"]}
                         for e in history if "eval_accuracy" in e],
-            "best": best, "saved": "best" if best is not None else "last"},
+            "best": best, "saved": "best" if best is not None else "last",
+            "stopped_early": bool(patience) and result.global_step < trainer.state.max_steps},
     }
     trainer.accelerator.wait_for_everyone()  # everyone has read best/ before it is removed
     if is_main_process():

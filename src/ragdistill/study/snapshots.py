@@ -83,7 +83,9 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
         rows[name]["correct"] = {k: int(correct) for k, (_, correct) in sorted(scored.items())}
         rows[name]["predicted"] = {k: prediction for k, (prediction, _) in sorted(scored.items())}
         if name in METHODS:  # what the report's reader needs to see whether and how a student learned
-            rows[name]["loss_history"] = read_json(paths.eval_result(cell.dataset, name)).get("loss_history")
+            evaluation = read_json(paths.eval_result(cell.dataset, name))
+            for key in ("loss_history", "validation", "train_tokens_per_second"):
+                rows[name][key] = evaluation.get(key)
     snapshot = {"cell": cell.name, "dataset": cell.dataset, "variant": cell.variant, "teacher": teacher,
                 "student_evidence": evidence, "fraction": cell.fraction, "seed": cell.seed,
                 "train_examples": info["train_examples"], "eval_examples": info["eval_examples"],
