@@ -169,7 +169,8 @@ def _markdown(result: dict) -> str:
     lines += [
         "", f"Batch {speed[0]['batch_size']} is the pipeline's (`train.batch_size`); the larger batches keep its "
         "learning rate, so their losses are not the pipeline's. bf16 is `ACCELERATE_MIXED_PRECISION=bf16` in the "
-        "environment (what `accelerate launch --mixed_precision bf16` sets); the pipeline itself trains in fp32.",
+        "environment (what `accelerate launch --mixed_precision bf16` sets);"
+        " the pipeline chooses with `train.precision` (fp32 by default, or bf16).",
         "",
         f"## evaluate: {ev['cuda']['questions']} OpenBookQA dev questions, choice likelihood", "",
         "| device | seconds |", "|---|---|",

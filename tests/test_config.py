@@ -80,6 +80,7 @@ def _set(raw: dict, dotted: str, value) -> dict:
         ("train.grad_accum", 0, "train.grad_accum"),
         ("train.epochs", 0, "train.epochs"),
         ("train.patience", -1, "train.patience"),
+        ("train.precision", "fp16", "train.precision"),
         ("train.sbs_labels", "silver", "train.sbs_labels"),
         ("train.learning_rate", 1e-4, "train.learning_rate"),
         ("eval.scoring", "vibes", "eval.scoring"),
@@ -193,9 +194,10 @@ def test_new_teacher_options_are_checked_and_named():
     assert params.split.teacher_selection == 50 and validate({"retrieval": {"min_score": 1}}).retrieval.min_score == 1.0
     assert validate({}).retrieval.min_score is None and validate({}).split.rationale_filter == "all"
     with pytest.raises(ConfigError) as raised:
-        validate({"retrieval": {"min_score": "high"}, "split": {"rationale_filter": "gold", "teacher_selection": 0},
+        validate({"retrieval": {"min_score": "high"}, "split": {"rationale_filter": "gold", "teacher_selection": -1},
                   "teacher": "rag_rationalise"})
     message = str(raised.value)
     for key in ("retrieval.min_score", "split.rationale_filter", "split.teacher_selection", "teacher"):
         assert key in message, key
     assert "rag_rationalize" in message and "one of all, agree" in message
+    assert validate({"split": {"teacher_selection": 0}}).split.teacher_selection == 0

@@ -79,6 +79,7 @@ def test_repro_end_to_end_then_nothing_to_do(tiny_repo):
         base = _correct(repo, dataset, "untrained")
         assert gate["untrained"]["accuracy"] == round(100 * sum(base.values()) / len(base), 2)
         assert [row["name"] for row in gate["rows"]] == ["finetune", "distill", "sbs"]
+        assert gate["teacher"] == "palm" and gate["fraction"] == 0.5 and gate["train_examples"] > 0
         for row in gate["rows"]:
             mine = _correct(repo, dataset, row["name"])
             diff = 100 * (sum(mine.values()) - sum(base.values())) / len(base)

@@ -30,8 +30,22 @@ def test_the_selection_set_is_outside_the_students_part_and_refuses_what_it_cann
     selection = teacher_selection_set(examples, 0.5, 0.2, seed=1, size=8)
     assert len(selection) == 8 and not {e.id for e in selection} & {e.id for e in chosen + valid}
     assert [e.id for e in selection] == [e.id for e in teacher_selection_set(examples, 0.5, 0.2, seed=1, size=8)]
-    with pytest.raises(DataError, match="split.teacher_selection: 8 questions asked for, and 0 training"):
-        teacher_selection_set(examples, 1.0, 0.2, seed=1, size=8)
+    with pytest.raises(DataError, match="split.teacher_selection: 8 questions asked for, and 1 training"):
+        teacher_selection_set(examples, 0.99, 0.2, seed=1, size=8)
+
+
+def test_at_fraction_one_the_students_get_every_question_but_the_selection_set(tiny_examples):
+    examples = tiny_examples(40)
+    chosen, valid = choose_training(examples, 1.0, 0.2, seed=1, held_out=8)
+    selection = teacher_selection_set(examples, 1.0, 0.2, seed=1, size=8)
+    assert len(chosen) + len(valid) == 32 and len(selection) == 8
+    assert {e.id for e in chosen + valid} | {e.id for e in selection} == {e.id for e in examples}
+    assert not {e.id for e in selection} & {e.id for e in chosen + valid}
+    # Below fraction 1 the selection set lies outside the part already: nothing else changes.
+    assert [e.id for e in choose_training(examples, 0.5, 0.2, seed=1, held_out=8)[0]] == \
+        [e.id for e in choose_training(examples, 0.5, 0.2, seed=1)[0]]
+    with pytest.raises(DataError, match="40 questions held out of 40"):
+        choose_training(examples, 1.0, 0.2, seed=1, held_out=40)
 
 
 def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, monkeypatch, data_root, smollm2_gguf):

@@ -139,7 +139,8 @@ def _stage_dir(tmp_path, monkeypatch, tiny_examples, teacher: str, valid_size: f
     save_examples(paths.prepared("openbookqa", "eval"), examples[8:])
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     params.update(teacher=teacher, datasets=["openbookqa"])
-    params["split"].update(valid_size=valid_size, fraction={"openbookqa": 1.0})
+    # No teacher-selection set: at fraction 1 the students get all 8 questions.
+    params["split"].update(valid_size=valid_size, fraction={"openbookqa": 1.0}, teacher_selection=0)
     Path("params.yaml").write_text(yaml.safe_dump(params))
     return examples
 

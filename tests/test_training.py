@@ -418,3 +418,28 @@ def test_an_unknown_batching_is_refused(tiny_examples, tmp_path):
     with pytest.raises(ValueError, match="unknown batching 'shuffled'"):
         train_student(load_student("tiny-llama"), groups, tmp_path / "m", lr=1e-3, epochs=1.0, batch_size=2,
                       batching="shuffled")
+
+
+def test_bf16_precision_trains_under_autocast_with_fp32_weights(tiny_examples, tmp_path):
+    groups, _ = build_task_examples(tiny_examples(4), "sbs", alpha=0.5)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        student = load_student("tiny-llama")
+        seen = set()
+        linear = next(m for m in student.model.modules() if isinstance(m, torch.nn.Linear))
+        linear.register_forward_hook(lambda module, args, output, seen=seen: seen.add(output.dtype))
+        stats = train_student(student, groups, tmp_path / precision, lr=1e-3, epochs=1.0, batch_size=2,
+                              precision=precision, max_input_tokens=64, max_target_tokens=32)
+        assert stats["precision"] == precision
+        assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+        assert all(p.dtype == torch.float32 for p in student.model.parameters())
+        results[precision] = stats["loss_history"][0]["loss"]
+    # The same first batch: bf16 rounding moves the loss a little, not a lot.
+    assert results["bf16"] != results["fp32"] and abs(results["bf16"] - results["fp32"]) < 0.05 * results["fp32"]
+
+
+def test_an_unknown_precision_is_refused(tiny_examples, tmp_path):
+    groups, _ = build_task_examples(tiny_examples(2), "finetune")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        train_student(load_student("tiny-llama"), groups, tmp_path / "m", lr=1e-3, epochs=1.0, batch_size=2,
+                      precision="fp8")

@@ -24,6 +24,7 @@ __all__ = ["METHODS", "ConfigError", "Params", "load_params", "stage_params", "v
 SCORINGS = ("auto", "choices", "generate")
 SBS_LABELS = ("gold", "teacher")
 BATCHINGS = ("paired", "rows")  # train.batching; ragdistill.students.trainer says what each does
+PRECISIONS = ("fp32", "bf16")  # train.precision: full precision, or bfloat16 autocast over fp32 weights
 OPTIONAL_NUMBERS = {"retrieval.min_score"}  # null or any number (other null defaults are whole-number caps)
 # split.rationale_filter: sbs learns from every rationale, or only from those whose teacher label is the gold one
 RATIONALE_FILTERS = ("all", "agree")
@@ -93,6 +94,7 @@ class TrainParams:
     seed: int = 0
     sbs_labels: str = "gold"
     batching: str = "paired"
+    precision: str = "fp32"
     max_steps: int = -1
 
 
@@ -230,6 +232,7 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
                                 ("teacher_model.label_policy", params.teacher_model.label_policy, LABEL_POLICIES),
                                 ("train.sbs_labels", params.train.sbs_labels, SBS_LABELS),
                                 ("train.batching", params.train.batching, BATCHINGS),
+                                ("train.precision", params.train.precision, PRECISIONS),
                                 ("split.rationale_filter", params.split.rationale_filter, RATIONALE_FILTERS),
                                 ("eval.scoring", params.eval.scoring, SCORINGS)):
         if value not in allowed:
@@ -250,11 +253,13 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
                        ("train.batch_size", params.train.batch_size), ("train.grad_accum", params.train.grad_accum),
                        ("eval.batch_size", params.eval.batch_size), ("eval.bootstrap", params.eval.bootstrap),
                        ("cost.examples", params.cost.examples),
-                       ("split.teacher_selection", params.split.teacher_selection),
                        ("student.max_input_tokens", params.student.max_input_tokens),
                        ("student.max_target_tokens", params.student.max_target_tokens)):
         if value < 1:
             problems.bad(key, value, "a whole number of at least 1")
+    if params.split.teacher_selection < 0:
+        problems.bad("split.teacher_selection", params.split.teacher_selection,
+                     "0 (no selection set: at fraction 1 the students get every question) or a positive number")
     if params.train.epochs <= 0:
         problems.bad("train.epochs", params.train.epochs, "a positive number")
     if params.train.patience < 0:

@@ -31,11 +31,22 @@ def _subset(examples: list[Example], size: float | int, seed: int) -> tuple[list
     return chosen, rest
 
 
-def choose_training(train: list[Example], fraction: float, valid_size: float, seed: int
+def choose_training(train: list[Example], fraction: float, valid_size: float, seed: int, held_out: int = 0
                     ) -> tuple[list[Example], list[Example]]:
     """(training, validation) examples: the fraction of the training set, then the validation share of it.
-    The teacher stage calls this too, so that it annotates exactly the examples split will choose."""
-    chosen = train if fraction >= 1.0 else _subset(train, fraction, seed)[0]
+    At fraction 1 the students' part is every question but ``held_out`` of them (the teacher-selection set,
+    so that no student learns from the questions its teacher was chosen on); a smaller fraction leaves
+    those outside already. The teacher stage calls this too, so that it annotates exactly the examples
+    split will choose."""
+    if fraction < 1.0:
+        chosen = _subset(train, fraction, seed)[0]
+    elif held_out > 0:
+        if held_out >= len(train):
+            raise DataError(f"split.teacher_selection: {held_out} questions held out of {len(train)} training "
+                            "questions leaves none to train on")
+        chosen = _subset(train, len(train) - held_out, seed)[0]
+    else:
+        chosen = train
     valid: list[Example] = []
     if valid_size > 0:
         chosen, valid = _subset(chosen, 1 - valid_size, seed)
@@ -46,8 +57,9 @@ def teacher_selection_set(train: list[Example], fraction: float, valid_size: flo
                           ) -> list[Example]:
     """``size`` training questions (stratified, seeded) that no student learns from or validates on at this
     fraction: where the teacher's prompt, retrieval and k are chosen, so that no choice reads the eval split
-    and no student is trained on the questions its teacher was tuned on."""
-    chosen, valid = choose_training(train, fraction, valid_size, seed)
+    and no student is trained on the questions its teacher was tuned on. At fraction 1 they are the
+    questions ``choose_training`` holds out."""
+    chosen, valid = choose_training(train, fraction, valid_size, seed, held_out=size)
     used = {e.id for e in chosen + valid}
     rest = [e for e in train if e.id not in used]
     if size < 1 or size > len(rest):

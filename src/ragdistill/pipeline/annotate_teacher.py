@@ -119,7 +119,8 @@ def run(params: Params, dataset: str) -> dict:
         log(f"{dataset}: teacher {teacher}: no model to run")
         return report
 
-    chosen, valid = choose_training(train, params.fraction(dataset), params.split.valid_size, params.split.seed)
+    chosen, valid = choose_training(train, params.fraction(dataset), params.split.valid_size, params.split.seed,
+                                   held_out=params.split.teacher_selection)
     model = params.teacher_model
     scored = evaluation[: model.eval_examples] if model.eval_examples else evaluation
     spec = TEACHERS[teacher]

@@ -27,7 +27,8 @@ def run(params: Params, dataset: str) -> dict:
         train = with_evidence(train, retrieved, str(source))
         evaluation = with_evidence(evaluation, retrieved, str(source))
     fraction = params.fraction(dataset)
-    chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed)
+    chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed,
+                                   held_out=params.split.teacher_selection)
     gold = without_teacher(chosen)
     annotation_file = paths.annotations(dataset, params.teacher)
     records = {row["id"]: row for row in read_jsonl(annotation_file)}

@@ -56,7 +56,10 @@ def run(params: Params) -> dict:
         learning = None
         if UNTRAINED in rows:
             trained = [name for name in rows if name in METHODS]
-            learning = learning_gate(dataset, trained, params.eval.bootstrap, params.eval.seed)
+            learning = {**learning_gate(dataset, trained, params.eval.bootstrap, params.eval.seed),
+                        # which run the rows are: "sbs" under a gold_fact teacher is the positive control
+                        "teacher": params.teacher, "fraction": split_info["fraction"],
+                        "train_examples": split_info["train"], "seed": params.train.seed}
             write_json(paths.REPORTS / "learning" / f"{dataset}.json", learning)
         unparsed = teacher_report.get("unparsed") or {
             s: prepared[s]["teacher_label_unparsed"] for s in ("train", "eval")}

@@ -36,7 +36,7 @@ def run(params: Params, dataset: str, method: str) -> dict:
     validation = Validation(valid, task_kind(dataset), scoring_mode(params.eval.scoring, dataset),
                             params.eval.max_new_tokens, params.eval.batch_size) if valid else None
     say(f"training {method} on {dataset}: {len(groups)} examples, {sum(map(len, groups))} task rows "
-        f"({params.train.batching} batching), skipped {skipped}; "
+        f"({params.train.batching} batching, {params.train.precision}), skipped {skipped}; "
         + (f"the best of each epoch on {len(valid)} validation examples is kept" if valid else
            "no validation examples (split.valid_size is 0): the last weights are kept"))
     say(f"loading student {params.student.model}")
@@ -47,7 +47,8 @@ def run(params: Params, dataset: str, method: str) -> dict:
         grad_accum=t.grad_accum, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, patience=t.patience,
         seed=t.seed,
         max_steps=t.max_steps, max_input_tokens=params.student.max_input_tokens,
-        max_target_tokens=params.student.max_target_tokens, batching=t.batching, validation=validation,
+        max_target_tokens=params.student.max_target_tokens, batching=t.batching, precision=t.precision,
+        validation=validation,
         checkpoint_dir=Path(".cache/checkpoints") / dataset / method,
     )
     stats.update(method=method, dataset=dataset, examples=len(examples), skipped=skipped,

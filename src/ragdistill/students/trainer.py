@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from ragdistill.config import BATCHINGS
+from ragdistill.config import BATCHINGS, PRECISIONS
 from ragdistill.data.example import Example
 from ragdistill.evaluation.metrics import is_correct
 from ragdistill.evaluation.scoring import answer_labels
@@ -261,6 +261,7 @@ def train_student(
     max_input_tokens: int = 192,
     max_target_tokens: int = 96,
     batching: str = "paired",
+    precision: str = "fp32",
     validation: Validation | None = None,
     checkpoint_dir: str | Path | None = None,
     save_steps: int = 50,
@@ -283,11 +284,15 @@ def train_student(
     named by a fingerprint of everything that decides the weights (student, rows, hyperparameters,
     validation). A killed run started again with the same inputs resumes from its newest checkpoint (the
     ``Trainer``'s own resume), with the best weights found before the kill; a run with any other input
-    never picks up that checkpoint. ``logits_at_targets=False`` projects every position onto the
+    never picks up that checkpoint. ``precision="bf16"`` runs the forward and backward passes under bfloat16
+    autocast, with fp32 weights and optimizer state (the Trainer's ``bf16``); ``fp32`` is full precision.
+    ``logits_at_targets=False`` projects every position onto the
     vocabulary (the same loss, slower; for benchmarks).
     """
     if batching not in BATCHINGS:
         raise ValueError(f"unknown batching {batching!r}; expected one of {', '.join(BATCHINGS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if validation is not None and not validation.examples:
         validation = None
     processes = world_size()
@@ -309,7 +314,7 @@ def train_student(
     settings = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "grad_accum": grad_accum,
                 "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "patience": patience, "seed": seed,
                 "max_steps": max_steps,
-                "save_steps": save_steps, "batching": batching,
+                "save_steps": save_steps, "batching": batching, "precision": precision,
                 "validation": None if validation is None else {
                     "ids": [e.id for e in validation.examples], "labels": [e.label for e in validation.examples],
                     "kind": validation.kind, "scoring": validation.scoring}}
@@ -328,6 +333,7 @@ def train_student(
         weight_decay=weight_decay,
         warmup_steps=float(warmup_ratio),  # a float below 1 is a share of all steps
         lr_scheduler_type="linear",
+        bf16=precision == "bf16",
         seed=seed,
         data_seed=seed,
         train_sampling_strategy="group_by_length",
@@ -373,6 +379,7 @@ def train_student(
     rows_by_task = {task: sum(1 for rows in encoded for r in rows if r["task"] == task) for task in TASKS}
     stats = {
         "batching": batching,
+        "precision": precision,
         "examples_trained": len(encoded),
         "rows": sum(rows_by_task.values()),
         "rows_by_task": rows_by_task,

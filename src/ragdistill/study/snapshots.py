@@ -51,7 +51,9 @@ def _params_snapshot(params: Params) -> dict:
     return {"student": asdict(params.student), "train": asdict(params.train), "eval": asdict(params.eval),
             "teacher_model": {k: v for k, v in asdict(params.teacher_model).items()
                               if k in ("backend", "model", "max_new_tokens", "demonstrations", "label_policy")},
-            "retrieval": asdict(params.retrieval), "split_seed": params.split.seed}
+            "retrieval": asdict(params.retrieval), "split_seed": params.split.seed,
+            "split_valid_size": params.split.valid_size, "split_held_out": params.split.teacher_selection,
+            "rationale_filter": params.split.rationale_filter}
 
 
 def machine_label(machine: dict) -> str:

@@ -161,13 +161,13 @@ def verdict(result: dict, adjusted_p: float | None = None) -> str:
     return f"{diff}: {'better' if result['ci_low'] > 0 else 'worse'}, the interval excludes zero"
 
 
-def majority_entry(train: list[Example], evaluation: list[Example], fraction: float, split_seed: int
-                   ) -> tuple[dict, str] | None:
+def majority_entry(train: list[Example], evaluation: list[Example], fraction: float, split_seed: int,
+                   held_out: int = 0) -> tuple[dict, str] | None:
     """The label-prior baseline of one table: every evaluation question gets the answer position most
     common among the training questions the students learned from (the same subset: ``fraction`` and
     ``split_seed``). Chosen on training labels only, so nothing is tuned on the evaluation split.
     Returns (a table entry, a sentence saying what it answers), or None for tasks without choices."""
-    chosen, _ = choose_training(train, fraction, 0.0, split_seed)
+    chosen, _ = choose_training(train, fraction, 0.0, split_seed, held_out=held_out)
     positions = Counter(e.choices.index(e.label) for e in chosen if e.choices and e.label in e.choices)
     if not positions or any(not e.choices for e in evaluation):
         return None
@@ -217,7 +217,8 @@ def table_majority(entries: dict[str, dict], answer_key: tuple[list[Example], li
                    ) -> tuple[dict, str] | None:
     """``majority_entry`` for the table of ``snapshot``'s dataset and fraction, or None (with a log line)
     where the runs were scored on other questions than the data directory holds, so it cannot be paired."""
-    majority = majority_entry(*answer_key, snapshot["fraction"], snapshot["params"]["split_seed"])
+    majority = majority_entry(*answer_key, snapshot["fraction"], snapshot["params"]["split_seed"],
+                              snapshot["params"].get("split_held_out", 0))
     scored, _ = correct_matrix(next(iter(entries.values())))
     if majority and sorted(majority[0]["runs"][None]["correct"]) != scored:
         log(f"study: no majority-answer row for {snapshot['dataset']} at {snapshot['fraction']:g}: the runs were "
