@@ -51,6 +51,17 @@ def test_cell_names_round_trip_and_commands_set_every_grid_key():
     assert sets == ["datasets=[openbookqa]", "teacher=rag", "split.fraction.openbookqa=0.1", "train.seed=2",
                     "split.student_evidence=true"]
     assert Cell("strategyqa", "plain", 0.5, 0).command(queue=True)[-1] == "--queue"
+    with_settings = Cell("openbookqa", "plain", 0.1, 0).command(settings=("train.precision=bf16",))
+    assert with_settings[with_settings.index("train.precision=bf16") - 1] == "-S"
+
+
+def test_study_run_settings_must_be_key_value():
+    from ragdistill.study.cli import _parser
+
+    args = _parser().parse_args(["run", "--dataset", "openbookqa", "--fractions", "1", "--set", "train.precision=bf16"])
+    assert args.settings == ["train.precision=bf16"]
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--dataset", "openbookqa", "--fractions", "1", "--set", "bf16"])
     assert Cell("strategyqa", "plain", 0.5, 0).targets() == []  # the whole pipeline
 
 

@@ -26,6 +26,13 @@ from ragdistill.study.report import report
 from ragdistill.study.snapshots import RERUNS, adopt, collect, committed_snapshot, compare_lines
 
 
+def _setting(text: str) -> str:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (for example train.precision=bf16)")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     from ragdistill import study  # at call time: the package imports this module
 
@@ -37,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     run_parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     run_parser.add_argument("--queue", action="store_true", help="only queue the experiments")
+    run_parser.add_argument("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
+                            type=_setting, help="a params.yaml value for every cell (dvc exp run -S), e.g. "
+                            "train.precision=bf16; the snapshots record it")
     collect_parser = commands.add_parser("collect", help="snapshot the run now in the workspace")
     collect_parser.add_argument("cell", help="a cell name, e.g. openbookqa-rag-f0.1-s0")
     compare_parser = commands.add_parser("compare", help="did a rerun of a cell reproduce its committed snapshot?")
@@ -44,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("rerun", type=Path, help="the rerun's snapshot (e.g. from a fresh clone)")
     rerun_parser = commands.add_parser("rerun", help="train committed cells again, compare, optionally push")
     rerun_parser.add_argument("cells", nargs="+", help="cell names, e.g. openbookqa-rag-f0.1-s0")
+    rerun_parser.add_argument("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
+                              type=_setting, help="as for run: what the committed cell was run with")
     rerun_parser.add_argument("--into", type=Path, default=RERUNS, help="where the reruns' snapshots go")
     rerun_parser.add_argument("--push", metavar="GIT_REMOTE",
                               help="dvc exp push each rerun that reproduced exactly (e.g. origin)")
@@ -59,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        run(grid(args.dataset, args.fractions, args.seeds, args.variants), queue=args.queue)
+        run(grid(args.dataset, args.fractions, args.seeds, args.variants), queue=args.queue,
+            settings=tuple(args.settings))
     elif args.command == "collect":
         collect(parse_cell(args.cell))
     elif args.command == "rerun":
@@ -67,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for cell in cells:  # every name checked before hours of training start
                 committed_snapshot(cell)
-            reproduced = [rerun_cell(cell, args.into, args.push) for cell in cells]
+            reproduced = [rerun_cell(cell, args.into, args.push, tuple(args.settings)) for cell in cells]
         except DataError as error:
             raise SystemExit(f"study rerun: {error}") from None
         except subprocess.CalledProcessError as error:

@@ -17,23 +17,24 @@ from ragdistill.study.grid import Cell
 from ragdistill.study.snapshots import RERUNS, STUDY, collect, committed_snapshot, compare_lines, load_snapshots
 
 
-def run(cells: list[Cell], queue: bool = False) -> None:
+def run(cells: list[Cell], queue: bool = False, settings: tuple[str, ...] = ()) -> None:
     for cell in cells:
         if (STUDY / f"{cell.name}.json").exists():
             log(f"study: {cell.name} already collected; skipped")
             continue
-        log(f"study: {'queueing' if queue else 'running'} {cell.name}: {' '.join(cell.command(queue))}")
-        subprocess.run(cell.command(queue), check=True)
+        command = cell.command(queue, settings)
+        log(f"study: {'queueing' if queue else 'running'} {cell.name}: {' '.join(command)}")
+        subprocess.run(command, check=True)
         if not queue:
             collect(cell)
 
 
-def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None) -> bool:
+def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None, settings: tuple[str, ...] = ()) -> bool:
     """Train a committed cell again and compare; push the experiment only if it reproduced exactly."""
     committed = read_json(committed_snapshot(cell))
     # -f: every stage runs again (the run cache would restore the students instead of retraining them),
     # and an experiment of the same name is replaced.
-    command = [*cell.command(), "-f"]
+    command = [*cell.command(settings=settings), "-f"]
     log(f"study: rerunning {cell.name}: {' '.join(command)}")
     subprocess.run(command, check=True)
     lines, same = compare_lines(committed, read_json(collect(cell, into)))

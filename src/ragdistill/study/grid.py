@@ -42,8 +42,9 @@ class Cell:
         per_student = [f"{stage}@{self.dataset}-{m}" for m in self.methods for stage in ("evaluate", "cost")]
         return [f"evaluate-untrained@{self.dataset}", *per_student]
 
-    def command(self, queue: bool = False) -> list[str]:
-        sets = [arg for override in self.overrides() for arg in ("-S", override)]
+    def command(self, queue: bool = False, settings: tuple[str, ...] = ()) -> list[str]:
+        """``settings``: more ``KEY=VALUE`` for every cell of a run (``study run --set``), after the cell's own."""
+        sets = [arg for override in (*self.overrides(), *settings) for arg in ("-S", override)]
         return ["dvc", "exp", "run", "-n", self.name, *sets, *(["--queue"] if queue else []), *self.targets()]
 
     def rows(self, names: list[str]) -> list[str]:
