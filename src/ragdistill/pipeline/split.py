@@ -41,7 +41,8 @@ def run(params: Params, dataset: str) -> dict:
     chosen = with_annotations(chosen, records)
     files = {f"train-{name}": chosen if method.uses_teacher else gold for name, method in METHODS.items()}
     dropped = 0
-    if params.split.rationale_filter == "agree":
+    agree_only = params.split.rationale_filter == "agree"
+    if agree_only:
         kept = agreeing(chosen, task_kind(dataset))
         dropped = len(chosen) - len(kept)
         files["train-sbs"] = kept
@@ -54,8 +55,7 @@ def run(params: Params, dataset: str) -> dict:
         save_examples(paths.split_file(dataset, name), rows)
     info = {"dataset": dataset, "fraction": fraction, "seed": params.split.seed,
             **({"student_evidence": True} if params.split.student_evidence else {}),
-            **({"rationale_filter": "agree", "sbs_dropped": dropped} if params.split.rationale_filter == "agree"
-               else {}),
+            **({"rationale_filter": "agree", "sbs_dropped": dropped} if agree_only else {}),
             "train": len(chosen), "valid": len(valid), "eval": len(evaluation)}
     write_json(paths.SPLITS / dataset / "summary.json", info)
     log(f"{dataset}: {len(chosen)} training, {len(valid)} validation, {len(evaluation)} evaluation examples "

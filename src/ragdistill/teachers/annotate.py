@@ -6,6 +6,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from ragdistill.data.example import Example
 from ragdistill.evaluation.metrics import is_correct
@@ -31,6 +32,17 @@ class AnnotationStats:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class _Prompt(NamedTuple):
+    """One example as it is asked: its prompt, the prompt's cache key, the facts it shows."""
+
+    example: Example
+    task: str
+    messages: list
+    key: str
+    evidence_ids: list[str]
+    hinted: bool  # shown its gold answer to explain
 
 
 def _evidence(items: list | None) -> tuple[list[str] | None, list[str]]:
@@ -94,20 +106,20 @@ def annotate(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     stats = AnnotationStats(total=len(examples))
 
-    prepared = []  # (example, task, messages, key, evidence ids, shown its answer)
+    prepared = []
     for example in examples:
         texts, ids = _evidence(None if evidence_by_id is None else evidence_by_id.get(example.id, []))
         task = task_of(example)
         messages = build_prompt(example, demonstrations, texts, task=task, hint=example.id in hint_ids)
-        key = prompt_hash(messages, teacher.model_id, settings)
-        prepared.append((example, task, messages, key, ids, example.id in hint_ids))
+        prepared.append(_Prompt(example, task, messages, prompt_hash(messages, teacher.model_id, settings), ids,
+                                example.id in hint_ids))
 
     # Each distinct prompt is asked once: skip what is cached, and duplicates within this run.
     todo: dict[str, list] = {}
-    for _, _, messages, key, *_ in prepared:
-        if cache.get(key) is None and key not in todo:
-            todo[key] = messages
-    stats.from_cache = sum(1 for _, _, _, key, *_ in prepared if key not in todo)
+    for item in prepared:
+        if cache.get(item.key) is None and item.key not in todo:
+            todo[item.key] = item.messages
+    stats.from_cache = sum(1 for item in prepared if item.key not in todo)
 
     bar = None
     if progress and todo:
@@ -128,7 +140,7 @@ def annotate(
                     bar.update(1)
                 if publish is not None and stats.queried % publish_every == 0:
                     publish([_annotated(item, teacher, cache, label_policy) for item in prepared
-                             if cache.get(item[3]) is not None])
+                             if cache.get(item.key) is not None])
     except TeacherError as err:
         raise TeacherError(
             f"{err}\n{stats.queried} new replies of {len(keys)} (and {stats.from_cache} cached before) are saved in "
@@ -149,9 +161,9 @@ def annotate(
     return annotated, stats
 
 
-def _annotated(item: tuple, teacher: Teacher, cache: AnnotationCache, label_policy: str) -> Example:
+def _annotated(item: _Prompt, teacher: Teacher, cache: AnnotationCache, label_policy: str) -> Example:
     """A copy of one prepared example with its cached reply parsed into rationale, label and meta."""
-    example, task, _, key, ids, hinted = item
+    example, task, key, ids = item.example, item.task, item.key, item.evidence_ids
     record = cache.get(key)
     rationale, label, how = parse_teacher_output(record["text"], example.choices, task=task)
     out = copy.deepcopy(example)
@@ -162,7 +174,7 @@ def _annotated(item: tuple, teacher: Teacher, cache: AnnotationCache, label_poli
         "prompt_tokens": record.get("prompt_tokens", 0), "completion_tokens": record.get("completion_tokens", 0),
         "seconds": record.get("seconds", 0.0), "parse": how, "reply": record["text"],
     })
-    if hinted:
+    if item.hinted:
         out.meta["rationalized"] = True
     kind = "arithmetic" if task == "arithmetic" else "choice"  # the metric's own notion of agreement
     if label_policy == "gold_if_wrong" and not is_correct(label, example.label, kind):
