@@ -222,7 +222,9 @@ def test_the_setup_warns_only_when_runs_differ_beyond_the_grid(tmp_path):
     assert asdict(validate({}).eval)["device"] == "auto"
     assert warning not in build_report([older, with_params(1)], figures=tmp_path)
     assert warning in build_report([older, with_params(1, eval__device="cuda")], figures=tmp_path)
-    assert warning in build_report([older, with_params(1, train__lr=3e-4)], figures=tmp_path)
+    text = build_report([older, with_params(1, train__lr=3e-4)], figures=tmp_path)
+    assert warning in text and f"`train.lr`: 5e-05 ({older['cell']}); 0.0003 (" in text  # the key and its values
+    assert "`train.epochs`" not in text
     assert "evaluated on cpu." in build_report([older, with_params(1)], figures=tmp_path)
     on_gpu = with_params(1)
     on_gpu["rows"]["sbs"]["device"] = "cuda"

@@ -134,10 +134,34 @@ def _beyond_the_grid(recorded: dict) -> dict:
     return {**recorded, "train": {k: v for k, v in recorded["train"].items() if k != "seed"}}
 
 
+def _flat(params: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(snapshots: list[dict]) -> list[str]:
+    """Each recorded parameter beyond the grid on which the runs differ: ``key: value (cells), value (cells)``."""
+    flats = [(s["cell"], _flat(_beyond_the_grid(s["params"]))) for s in snapshots]
+    keys = sorted({k for _, flat in flats for k in flat})
+    lines = []
+    for key in keys:
+        by_value: dict[str, list[str]] = {}
+        for cell, flat in flats:
+            by_value.setdefault(repr(flat.get(key, "(not recorded)")), []).append(cell)
+        if len(by_value) > 1:
+            lines.append(f"`{key}`: " + "; ".join(f"{v} ({', '.join(cells)})" for v, cells in by_value.items()))
+    return lines
+
+
 def _setup_lines(snapshots: list[dict]) -> list[str]:
-    """The setup as the runs recorded it; where the runs differ beyond the grid, say so."""
+    """The setup as the runs recorded it; where the runs differ beyond the grid, say where."""
     first = snapshots[0]["params"]
-    same = all(_beyond_the_grid(s["params"]) == _beyond_the_grid(first) for s in snapshots)
+    differ = differences(snapshots)
     teacher, student, train, retrieval = first["teacher_model"], first["student"], first["train"], first["retrieval"]
     devices = sorted({row["device"] for s in snapshots for name, row in s["rows"].items() if name in METHODS})
     return [
@@ -149,8 +173,10 @@ def _setup_lines(snapshots: list[dict]) -> list[str]:
         f"{train['batch_size']}x{train['grad_accum']}, alpha {train['alpha']:g}, sbs labels: {train['sbs_labels']}; "
         f"inputs up to {student['max_input_tokens']} tokens; scoring `{first['eval']['scoring']}`, evaluated on "
         f"{' and '.join(devices)}.",
-        f"- Training subset fixed by split seed {first['split_seed']}." + (
-            "" if same else " **Warning: the runs differ in parameters beyond the grid; compare with care.**")]
+        f"- Training subset fixed by split seed {first['split_seed']}.",
+        *([] if not differ else ["- **The runs differ in parameters beyond the grid; compare with care.** The setup "
+                                 f"above is {snapshots[0]['cell']}'s. Differences:",
+                                 *(f"  - {line}" for line in differ)])]
 
 
 CONTROLS = {UNTRAINED_ROW: "did not learn", MAJORITY: "not above the majority answer"}
