@@ -352,6 +352,20 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path):
     assert (tmp_path / "new" / "file.txt").read_text() == "done"
 
 
+def test_an_atomic_write_gets_the_mode_of_a_plain_new_file(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_jsonl(tmp_path / "rows.jsonl", [{"a": 1}])
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "rows.jsonl").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == 0o644
+
+
 def test_load_examples_rejects_missing_field(tmp_path):
     path = tmp_path / "examples.jsonl"
     path.write_text(json.dumps({"id": "1", "input": "x", "label": "y"}) + "\n", encoding="utf-8")
