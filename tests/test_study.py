@@ -157,7 +157,8 @@ def _snapshot(variant: str, seed: int, accuracies: dict[str, list[int]], latency
     return {"cell": Cell("openbookqa", variant, 0.1, seed).name, "dataset": "openbookqa", "variant": variant,
             "teacher": teacher, "student_evidence": evidence, "fraction": 0.1, "seed": seed, "train_examples": 50,
             "eval_examples": 40, "commit": "abc123def4567890", "overrides": [], "rows": rows,
-            "params": json.loads(json.dumps(_params_snapshot(validate({"train": {"seed": seed}})))),
+            "params": json.loads(json.dumps(_params_snapshot(validate(
+                {"train": {"seed": seed}, "split": {"teacher_selection": 10}})))),
             "machine": dict(UNRECORDED_MACHINE)}
 
 

@@ -24,28 +24,38 @@ def _module():
     return module
 
 
-def test_the_selection_set_is_outside_the_students_part_and_refuses_what_it_cannot_give(tiny_examples):
+def test_the_selection_set_is_the_same_at_every_fraction_and_outside_every_students_part(tiny_examples):
     examples = tiny_examples(40)
-    chosen, valid = choose_training(examples, 0.5, 0.2, seed=1)
-    selection = teacher_selection_set(examples, 0.5, 0.2, seed=1, size=8)
-    assert len(selection) == 8 and not {e.id for e in selection} & {e.id for e in chosen + valid}
-    assert [e.id for e in selection] == [e.id for e in teacher_selection_set(examples, 0.5, 0.2, seed=1, size=8)]
-    with pytest.raises(DataError, match="split.teacher_selection: 8 questions asked for, and 1 training"):
-        teacher_selection_set(examples, 0.99, 0.2, seed=1, size=8)
+    selection = teacher_selection_set(examples, 8, seed=1)
+    ids = [e.id for e in selection]
+    assert len(selection) == 8 and ids == [e.id for e in examples if e.id in set(ids)]  # training-set order
+    for fraction in (0.25, 0.5, 0.8, 1.0):
+        chosen, valid = choose_training(examples, fraction, 0.2, seed=1, held_out=8)
+        assert not set(ids) & {e.id for e in chosen + valid}, fraction
+        assert len(chosen) + len(valid) == (32 if fraction == 1.0 else int(fraction * 40))
+    # Another seed, another set.
+    assert teacher_selection_set(examples, 8, seed=2) != selection
+    with pytest.raises(DataError, match="split.teacher_selection is 0"):
+        teacher_selection_set(examples, 0, seed=1)
+
+
+def test_the_students_part_refuses_a_fraction_the_held_out_questions_leave_no_room_for(tiny_examples):
+    examples = tiny_examples(40)
+    with pytest.raises(DataError, match=r"split.fraction 0.9 of 40 training questions is 36, and 32 are left"):
+        choose_training(examples, 0.9, 0.2, seed=1, held_out=8)
+    with pytest.raises(DataError, match="40 questions held out of 40"):
+        choose_training(examples, 1.0, 0.2, seed=1, held_out=40)
+    # With nothing held out, a fraction is drawn from the whole set.
+    chosen, valid = choose_training(examples, 0.9, 0.2, seed=1)
+    assert len(chosen) + len(valid) == 36
 
 
 def test_at_fraction_one_the_students_get_every_question_but_the_selection_set(tiny_examples):
     examples = tiny_examples(40)
     chosen, valid = choose_training(examples, 1.0, 0.2, seed=1, held_out=8)
-    selection = teacher_selection_set(examples, 1.0, 0.2, seed=1, size=8)
+    selection = teacher_selection_set(examples, 8, seed=1)
     assert len(chosen) + len(valid) == 32 and len(selection) == 8
     assert {e.id for e in chosen + valid} | {e.id for e in selection} == {e.id for e in examples}
-    assert not {e.id for e in selection} & {e.id for e in chosen + valid}
-    # Below fraction 1 the selection set lies outside the part already: nothing else changes.
-    assert [e.id for e in choose_training(examples, 0.5, 0.2, seed=1, held_out=8)[0]] == \
-        [e.id for e in choose_training(examples, 0.5, 0.2, seed=1)[0]]
-    with pytest.raises(DataError, match="40 questions held out of 40"):
-        choose_training(examples, 1.0, 0.2, seed=1, held_out=40)
 
 
 def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, monkeypatch, data_root, smollm2_gguf):
@@ -66,11 +76,13 @@ def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, mon
     assert report["rows"]["rag-dense-k1"]["facts_per_question"] == 1
     assert report["chosen_rag"] == "rag-dense-k1"  # the oracle is never chosen
     assert "minus_plain" in report["rows"]["oracle"] and "minus_plain" not in report["rows"]["plain"]
-    # The four questions are training questions outside the students' part, asked once per configuration.
+    # The four questions are training questions outside the students' part at any fraction.
     train = load_examples(Path("data/prepared/openbookqa/train.jsonl"))
-    chosen, valid = choose_training(train, report["fraction"], params["split"]["valid_size"], report["seed"])
     asked = set(report["question_ids"])
-    assert len(asked) == 4 and asked <= {e.id for e in train} and not asked & {e.id for e in chosen + valid}
+    for fraction in (params["split"]["fraction"]["openbookqa"], 1.0):
+        chosen, valid = choose_training(train, fraction, params["split"]["valid_size"], report["seed"],
+                                        held_out=params["split"]["teacher_selection"])
+        assert len(asked) == 4 and asked <= {e.id for e in train} and not asked & {e.id for e in chosen + valid}
     # A prompt two configurations share (the oracle's, where dense retrieval found the gold fact) is asked once.
     cached = [json.loads(line) for line in Path(".cache/teacher/openbookqa.jsonl").open()]
     assert len(cached) == sum(row["asked"] for row in report["rows"].values()) and report["rows"]["plain"]["asked"] == 4

@@ -48,7 +48,7 @@ class SplitParams:
     seed: int = 0
     student_evidence: bool = False  # the student reads the retrieved evidence too (train and eval inputs)
     rationale_filter: str = "all"  # one of RATIONALE_FILTERS
-    teacher_selection: int = 200  # training questions outside the students' part, where teacher settings are chosen
+    teacher_selection: int = 200  # training questions held out of every students' part, to choose the teacher on
 
 
 @dataclass
@@ -259,7 +259,7 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
             problems.bad(key, value, "a whole number of at least 1")
     if params.split.teacher_selection < 0:
         problems.bad("split.teacher_selection", params.split.teacher_selection,
-                     "0 (no selection set: at fraction 1 the students get every question) or a positive number")
+                     "0 (no selection set: the students' part is drawn from every question) or a positive number")
     if params.train.epochs <= 0:
         problems.bad("train.epochs", params.train.epochs, "a positive number")
     if params.train.patience < 0:

@@ -3,6 +3,7 @@ the teacher's annotations and the retrieved evidence merged in."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 
@@ -31,42 +32,49 @@ def _subset(examples: list[Example], size: float | int, seed: int) -> tuple[list
     return chosen, rest
 
 
+def _without_held_out(train: list[Example], held_out: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """(pool, held out): ``held_out`` seeded, stratified questions set aside whatever the fraction, so the
+    teacher-selection set is the same 200 questions at every size and no student at any size learns from it."""
+    if held_out <= 0:
+        return train, []
+    if held_out >= len(train):
+        raise DataError(f"split.teacher_selection: {held_out} questions held out of {len(train)} training "
+                        "questions leaves none to train on")
+    return _subset(train, len(train) - held_out, seed)
+
+
 def choose_training(train: list[Example], fraction: float, valid_size: float, seed: int, held_out: int = 0
                     ) -> tuple[list[Example], list[Example]]:
     """(training, validation) examples: the fraction of the training set, then the validation share of it.
-    At fraction 1 the students' part is every question but ``held_out`` of them (the teacher-selection set,
-    so that no student learns from the questions its teacher was chosen on); a smaller fraction leaves
-    those outside already. The teacher stage calls this too, so that it annotates exactly the examples
-    split will choose."""
-    if fraction < 1.0:
-        chosen = _subset(train, fraction, seed)[0]
-    elif held_out > 0:
-        if held_out >= len(train):
-            raise DataError(f"split.teacher_selection: {held_out} questions held out of {len(train)} training "
-                            "questions leaves none to train on")
-        chosen = _subset(train, len(train) - held_out, seed)[0]
+    ``held_out`` questions (the teacher-selection set) are set aside first, the same ones at every fraction;
+    the students' part is drawn from the rest, and at fraction 1 it is all the rest. The fraction stays a
+    share of the whole training set. The teacher stage calls this too, so that it annotates exactly the
+    examples split will choose."""
+    pool, _ = _without_held_out(train, held_out, seed)
+    size = math.floor(fraction * len(train))
+    if fraction >= 1.0 or size == len(pool):
+        chosen = pool
+    elif size > len(pool):
+        raise DataError(f"split.fraction {fraction:g} of {len(train)} training questions is {size}, and "
+                        f"{len(pool)} are left once split.teacher_selection ({held_out}) is held out: ask for a "
+                        f"fraction of at most {len(pool) / len(train):.3f}, 1, or fewer held-out questions")
     else:
-        chosen = train
+        chosen = _subset(pool, size, seed)[0]
     valid: list[Example] = []
     if valid_size > 0:
         chosen, valid = _subset(chosen, 1 - valid_size, seed)
     return chosen, valid
 
 
-def teacher_selection_set(train: list[Example], fraction: float, valid_size: float, seed: int, size: int
-                          ) -> list[Example]:
-    """``size`` training questions (stratified, seeded) that no student learns from or validates on at this
+def teacher_selection_set(train: list[Example], size: int, seed: int) -> list[Example]:
+    """``size`` training questions (stratified, seeded) that no student learns from or validates on, at any
     fraction: where the teacher's prompt, retrieval and k are chosen, so that no choice reads the eval split
-    and no student is trained on the questions its teacher was tuned on. At fraction 1 they are the
-    questions ``choose_training`` holds out."""
-    chosen, valid = choose_training(train, fraction, valid_size, seed, held_out=size)
-    used = {e.id for e in chosen + valid}
-    rest = [e for e in train if e.id not in used]
-    if size < 1 or size > len(rest):
-        raise DataError(f"split.teacher_selection: {size} questions asked for, and {len(rest)} training questions "
-                        f"are outside the students' part at fraction {fraction:g}: ask for 1 to {len(rest)}, or "
-                        "train the students on a smaller fraction")
-    return rest if size == len(rest) else _subset(rest, size, seed)[0]
+    and no student is trained on the questions its teacher was tuned on. They are the questions
+    ``choose_training`` holds out."""
+    if size < 1:
+        raise DataError(f"split.teacher_selection is {size}: the teacher-selection set needs at least 1 question")
+    held_out = {e.id for e in _without_held_out(train, size, seed)[1]}
+    return [e for e in train if e.id in held_out]  # in training-set order, as the selection report lists them
 
 
 def with_annotations(examples: list[Example], records: dict[str, dict]) -> list[Example]:
