@@ -69,9 +69,13 @@ def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, mon
     Path("params.yaml").write_text(yaml.safe_dump(params))
     prepare(load_params(), "openbookqa")
     selection = _module()
-    selection.main(["--configs", "plain", "rag-dense-k1", "oracle", "--n", "4", "--out", "selection"])
+    selection.main(["--configs", "plain", "rag-dense-k1", "oracle", "plain-rationalize", "--n", "4", "--out",
+                    "selection"])
     report = json.loads(Path("selection.json").read_text())
-    assert list(report["rows"]) == ["plain", "rag-dense-k1", "oracle"] and report["selection"] == 4
+    assert list(report["rows"]) == ["plain", "rag-dense-k1", "oracle", "plain-rationalize"] and report["selection"] == 4
+    # Rationalizing: shown the gold answer, with no facts; never chosen, and not a teacher to compare with plain.
+    hinted = report["rows"].pop("plain-rationalize")
+    assert hinted["gold_fact_read"] is None and "minus_plain" not in hinted and hinted["asked"] == 4
     assert report["rows"]["oracle"]["gold_fact_read"] == 100.0 and report["rows"]["plain"]["gold_fact_read"] is None
     assert report["rows"]["rag-dense-k1"]["facts_per_question"] == 1
     assert report["chosen_rag"] == "rag-dense-k1"  # the oracle is never chosen
@@ -85,9 +89,11 @@ def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, mon
         assert len(asked) == 4 and asked <= {e.id for e in train} and not asked & {e.id for e in chosen + valid}
     # A prompt two configurations share (the oracle's, where dense retrieval found the gold fact) is asked once.
     cached = [json.loads(line) for line in Path(".cache/teacher/openbookqa.jsonl").open()]
-    assert len(cached) == sum(row["asked"] for row in report["rows"].values()) and report["rows"]["plain"]["asked"] == 4
+    assert len(cached) == sum(row["asked"] for row in report["rows"].values()) + 4
+    assert report["rows"]["plain"]["asked"] == 4
     text = Path("selection.md").read_text()
     assert "| oracle (oracle: not deployable) |" in text and "**rag-dense-k1**" in text
+    assert "| plain-rationalize (shown the gold answer) |" in text
     # Without the reply cache (another machine), a rerun keeps the configurations the report holds and asks
     # only for the new one; a report of another setup would not be reused.
     Path(".cache/teacher/openbookqa.jsonl").unlink()
@@ -96,4 +102,4 @@ def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, mon
     assert again["rows"]["plain"] == report["rows"]["plain"] and again["rows"]["oracle"] == report["rows"]["oracle"]
     asked = [json.loads(line) for line in Path(".cache/teacher/openbookqa.jsonl").open()]
     assert len(asked) == again["rows"]["rag-dense-k3"]["asked"] == 4 and list(again["rows"]) == [
-        "plain", "rag-dense-k1", "oracle", "rag-dense-k3"]  # the earlier run's rows stay
+        "plain", "rag-dense-k1", "oracle", "plain-rationalize", "rag-dense-k3"]  # the earlier run's rows stay
