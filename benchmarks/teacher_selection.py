@@ -97,6 +97,28 @@ def gold_recall(questions: list[Example], evidence: dict[str, list[dict]] | None
     return round(100 * found / len(with_gold), 2)
 
 
+def gold_read_flags(questions: list[Example], evidence: dict[str, list[dict]] | None
+                    ) -> list[int | None] | None:
+    """Per question (in order), 1 where its gold fact was among the facts read, else 0 (None for a question
+    without a gold fact id); None without evidence."""
+    if evidence is None or not any(e.meta.get("gold_fact_id") for e in questions):
+        return None
+    return [None if not e.meta.get("gold_fact_id") else
+            int(e.meta["gold_fact_id"] in {p["id"] for p in evidence.get(e.id, [])}) for e in questions]
+
+
+def _by_gold_read(correct: list[bool], plain: list[bool], read: list[int | None]) -> dict:
+    """Accuracy, and the plain teacher's on the same questions, where the gold fact was read and where not:
+    whether the configuration gains where retrieval found the fact and loses where it did not."""
+    out = {}
+    for part, wanted in (("read", 1), ("not_read", 0)):
+        idx = [i for i, flag in enumerate(read) if flag == wanted]
+        out[part] = {"n": len(idx),
+                     "accuracy": round(100 * sum(correct[i] for i in idx) / len(idx), 1) if idx else None,
+                     "plain": round(100 * sum(plain[i] for i in idx) / len(idx), 1) if idx else None}
+    return out
+
+
 def _earlier_rows(out: Path, setup: dict) -> dict:
     """The rows of an earlier run with the same setup (questions, teacher, decoding), so that a run stopped
     part-way, or one on another machine without the reply cache, is not asked again."""
@@ -115,6 +137,9 @@ def _finish(report: dict, correct: dict[str, list[bool]], params) -> dict:
     if "plain" in correct:
         for name in rows:
             if name != "plain" and name in correct and not CONFIGS[name].get("rationalize"):
+                if rows[name].get("gold_read"):
+                    rows[name]["by_gold_read"] = _by_gold_read(correct[name], correct["plain"],
+                                                               rows[name]["gold_read"])
                 test = paired_bootstrap(correct[name], correct["plain"], params.eval.bootstrap, params.eval.seed)
                 rows[name]["minus_plain"] = {"diff": round(100 * test["difference"], 2),
                                              "low": round(100 * test["ci_low"], 2),
@@ -149,6 +174,10 @@ def run(args: argparse.Namespace) -> dict:
     # Rows of the earlier run stay in the report, also the ones not asked for this time.
     report["rows"] = {name: row for name, row in earlier.items() if name in CONFIGS}
     correct = {name: [bool(c) for c in row["correct"]] for name, row in report["rows"].items()}
+    for row in report["rows"].values():  # rows kept from before per-question flags: retrieval only
+        if "gold_read" not in row and (row["config"].get("method") or row["config"].get("oracle")):
+            row["gold_read"] = gold_read_flags(selection, evidence_for(row["config"], selection, train, params,
+                                                                       dataset))
     with LazyTeacher(model.backend, **teacher_kwargs(params)) as teacher:  # loaded only if something is asked
         for name in args.configs:
             if name in earlier:  # kept from a run with the same setup: its answers are in the row
@@ -166,6 +195,7 @@ def run(args: argparse.Namespace) -> dict:
                 "config": config,
                 "accuracy": accuracy_summary(correct[name], params.eval.bootstrap, params.eval.seed),
                 "gold_fact_read": gold_recall(selection, evidence),
+                "gold_read": gold_read_flags(selection, evidence),
                 "facts_per_question": None if evidence is None else round(
                     sum(len(v) for v in evidence.values()) / len(selection), 2),
                 "rationales": rationale_quality(records, by_id, kind),
@@ -203,6 +233,16 @@ def markdown(report: dict) -> str:
         lines.append(f"| {label} | {100 * a['accuracy']:.1f} [{100 * a['ci_low']:.1f}, {100 * a['ci_high']:.1f}] "
                      f"| {diff} | {read} | {facts} | {q.get('median_words', '–')} | {overlap} "
                      f"| {row['seconds'] / 60:.1f} |")
+    split_rows = {name: row["by_gold_read"] for name, row in report["rows"].items() if row.get("by_gold_read")}
+    if split_rows:
+        lines += ["", "Where the gold fact was among the facts read, and where it was not: each configuration's "
+                  "accuracy against the plain teacher's on the same questions.", "",
+                  "| configuration | read: questions | accuracy | plain | not read: questions | accuracy | plain |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, parts in split_rows.items():
+            cells = [f"{p['n']} | {'–' if p['accuracy'] is None else p['accuracy']} | "
+                     f"{'–' if p['plain'] is None else p['plain']}" for p in (parts["read"], parts["not_read"])]
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     n = report["selection"]
     lines += ["", f"With {n} questions one question is {100 / n:.1f} points; differences of a few points are noise.",
               "A configuration *shown the gold answer* rationalizes: its accuracy is how often its rationale ends "

@@ -78,6 +78,12 @@ def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, mon
     assert hinted["gold_fact_read"] is None and "minus_plain" not in hinted and hinted["asked"] == 4
     assert report["rows"]["oracle"]["gold_fact_read"] == 100.0 and report["rows"]["plain"]["gold_fact_read"] is None
     assert report["rows"]["rag-dense-k1"]["facts_per_question"] == 1
+    # Per question, whether the gold fact was read, and accuracy split on it against plain's on the same questions.
+    k1 = report["rows"]["rag-dense-k1"]
+    assert len(k1["gold_read"]) == 4 and 100 * sum(k1["gold_read"]) / 4 == k1["gold_fact_read"]
+    parts = k1["by_gold_read"]
+    assert parts["read"]["n"] + parts["not_read"]["n"] == 4
+    assert report["rows"]["oracle"]["by_gold_read"]["read"]["n"] == 4
     assert report["chosen_rag"] == "rag-dense-k1"  # the oracle is never chosen
     assert "minus_plain" in report["rows"]["oracle"] and "minus_plain" not in report["rows"]["plain"]
     # The four questions are training questions outside the students' part at any fraction.
@@ -93,7 +99,7 @@ def test_every_configuration_is_a_row_chosen_on_training_questions(tmp_path, mon
     assert report["rows"]["plain"]["asked"] == 4
     text = Path("selection.md").read_text()
     assert "| oracle (oracle: not deployable) |" in text and "**rag-dense-k1**" in text
-    assert "| plain-rationalize (shown the gold answer) |" in text
+    assert "| plain-rationalize (shown the gold answer) |" in text and "| read: questions |" in text
     # Without the reply cache (another machine), a rerun keeps the configurations the report holds and asks
     # only for the new one; a report of another setup would not be reused.
     Path(".cache/teacher/openbookqa.jsonl").unlink()
