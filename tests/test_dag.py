@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ragdistill.machine import cpu_model
 from ragdistill.students.models import pick_device
@@ -134,7 +135,8 @@ def test_rag_teacher_experiment(tiny_repo, smollm2_gguf):
     assert {"retrieve@openbookqa", "annotate-teacher@openbookqa", "train-sbs@openbookqa"} <= _ran_stages(out)
     rows = [json.loads(line) for line in (repo / "data/annotations/openbookqa-rag.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["split"] == "train"]
-    assert len(train_rows) == 24 and all(len(r["meta"]["evidence_ids"]) == 3 for r in rows)
+    k = yaml.safe_load((repo / "params.yaml").read_text())["retrieval"]["k"]
+    assert len(train_rows) == 24 and all(len(r["meta"]["evidence_ids"]) == k for r in rows)
     assert all(r["meta"]["prompt_hash"] and r["meta"]["completion_tokens"] > 0 and r["meta"]["reply"] for r in rows)
     report = json.loads((repo / "reports/teacher/openbookqa-rag.json").read_text())
     assert report["eval"]["n"] == 8 and report["stats"]["queried"] + report["stats"]["from_cache"] == 32
