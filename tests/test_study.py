@@ -57,7 +57,6 @@ def test_cell_names_round_trip_and_commands_set_every_grid_key():
 
 def test_study_run_settings_must_be_key_value():
     from ragdistill.study.cli import _parser
-
     args = _parser().parse_args(["run", "--dataset", "openbookqa", "--fractions", "1", "--set", "train.precision=bf16"])
     assert args.settings == ["train.precision=bf16"]
     with pytest.raises(SystemExit):
@@ -76,6 +75,23 @@ def test_a_gold_fact_cell_does_not_train_distill_again_as_a_copy_of_finetune():
     assert cell.rows(["teacher-gold_fact", "untrained", "finetune", "distill", "sbs"]) == [
         "teacher-gold_fact", "untrained", "finetune", "sbs"]
     assert "distill" in Cell("openbookqa", "rag", 0.25, 0).rows(["distill"])
+
+
+def test_a_cell_can_train_only_some_students_under_its_own_name():
+    from ragdistill.study.cli import _parser
+
+    args = _parser().parse_args(["run", "--dataset", "openbookqa", "--fractions", "1", "--variants", "rag",
+                                 "--seeds", "0", "1", "--students", "sbs"])
+    cells = grid(args.dataset, args.fractions, args.seeds, args.variants, args.students)
+    assert [c.name for c in cells] == ["openbookqa-rag-f1-s0", "openbookqa-rag-f1-s1"]
+    assert cells[0].methods == ("sbs",) and cells[0].command()[-3:] == [
+        "evaluate-untrained@openbookqa", "evaluate@openbookqa-sbs", "cost@openbookqa-sbs"]
+    assert cells[0].rows(["teacher-rag", "untrained", "finetune", "sbs"]) == ["teacher-rag", "untrained", "sbs"]
+    # gold-fact never trains distill, whatever is asked for; no choice is the whole pipeline.
+    assert Cell("openbookqa", "gold-fact", 1.0, 0, ("distill", "sbs")).methods == ("sbs",)
+    assert grid("openbookqa", [1.0], [0], ["rag"])[0].targets() == []
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--dataset", "openbookqa", "--fractions", "1", "--students", "teacher"])
     with pytest.raises(SystemExit, match="not a cell name"):
         parse_cell("openbookqa-best-f0.1-s0")
 

@@ -1,24 +1,27 @@
 """The command line, ``python -m ragdistill.study <subcommand>``.
 
-``run`` calls ``dvc exp run`` in this workspace one cell at a time and skips cells already collected; with
-``--queue`` it only queues them (``dvc queue start`` runs them; then ``dvc exp apply <cell>`` and
-``collect <cell>`` per cell). ``compare A.json B.json`` says whether a rerun of a cell reproduced a committed
-snapshot, question by question. ``rerun <cell>`` trains a committed cell again from scratch (``dvc exp run
--f``: no run cache), snapshots it beside the committed one (``.cache/study-reruns``), compares the two, and
-with ``--push <git remote>`` pushes the experiment (its git ref, and its checkpoints to the default DVC
-remote) when it reproduced the committed snapshot exactly. ``adopt .cache/study-reruns/<cell>.json`` makes a
-rerun that did not reproduce exactly the cell's committed snapshot, for when the committed run's checkpoints
-are gone. ``check-remote [--remote NAME]`` says which committed cells' student checkpoints a DVC remote holds
-in full (nothing is pulled). ``report`` writes ``reports/REPORT.md`` and its figures.
+``run`` calls ``dvc exp run`` in this workspace one cell at a time and skips cells already collected
+(``--students`` trains only some of each cell's students); with ``--queue`` it only queues them (``dvc queue
+start`` runs them; then ``dvc exp apply <cell>`` and ``collect <cell>`` per cell). ``compare A.json B.json``
+says whether a rerun of a cell reproduced a committed snapshot, question by question. ``rerun <cell>`` trains
+a committed cell again from scratch (``dvc exp run -f``: no run cache), snapshots it beside the committed one
+(``.cache/study-reruns``), compares the two, and with ``--push <git remote>`` pushes the experiment (its git
+ref, and its checkpoints to the default DVC remote) when it reproduced the committed snapshot exactly. ``adopt
+.cache/study-reruns/<cell>.json`` makes a rerun that did not reproduce exactly the cell's committed snapshot,
+for when the committed run's checkpoints are gone. ``check-remote [--remote NAME]`` says which committed
+cells' student checkpoints a DVC remote holds in full (nothing is pulled). ``report`` writes
+``reports/REPORT.md`` and its figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from ragdistill import paths
+from ragdistill.config import METHODS
 from ragdistill.io import DataError, read_json
 from ragdistill.study.experiments import check_remote, rerun_cell, run
 from ragdistill.study.grid import VARIANTS, grid, parse_cell
@@ -43,12 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--fractions", type=float, nargs="+", required=True)
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     run_parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    run_parser.add_argument("--students", nargs="+", choices=list(METHODS),
+                            help="train only these students (default: all; a snapshot records which it holds)")
     run_parser.add_argument("--queue", action="store_true", help="only queue the experiments")
     run_parser.add_argument("--set", dest="settings", metavar="KEY=VALUE", action="append", default=[],
                             type=_setting, help="a params.yaml value for every cell (dvc exp run -S), e.g. "
                             "train.precision=bf16; the snapshots record it")
     collect_parser = commands.add_parser("collect", help="snapshot the run now in the workspace")
     collect_parser.add_argument("cell", help="a cell name, e.g. openbookqa-rag-f0.1-s0")
+    collect_parser.add_argument("--students", nargs="+", choices=list(METHODS),
+                                help="as for run: the students the run trained (default: all)")
     compare_parser = commands.add_parser("compare", help="did a rerun of a cell reproduce its committed snapshot?")
     compare_parser.add_argument("committed", type=Path, help="the committed snapshot, reports/study/<cell>.json")
     compare_parser.add_argument("rerun", type=Path, help="the rerun's snapshot (e.g. from a fresh clone)")
@@ -71,10 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        run(grid(args.dataset, args.fractions, args.seeds, args.variants), queue=args.queue,
+        run(grid(args.dataset, args.fractions, args.seeds, args.variants, args.students), queue=args.queue,
             settings=tuple(args.settings))
     elif args.command == "collect":
-        collect(parse_cell(args.cell))
+        collect(replace(parse_cell(args.cell), students=tuple(args.students) if args.students else None))
     elif args.command == "rerun":
         cells = [parse_cell(name) for name in args.cells]
         try:

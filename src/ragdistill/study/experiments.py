@@ -4,6 +4,7 @@ DVC remote holds their students' checkpoints."""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -32,6 +33,8 @@ def run(cells: list[Cell], queue: bool = False, settings: tuple[str, ...] = ()) 
 def rerun_cell(cell: Cell, into: Path = RERUNS, push: str | None = None, settings: tuple[str, ...] = ()) -> bool:
     """Train a committed cell again and compare; push the experiment only if it reproduced exactly."""
     committed = read_json(committed_snapshot(cell))
+    if committed.get("students"):  # the students the committed run trained, no more
+        cell = replace(cell, students=tuple(committed["students"]))
     # -f: every stage runs again (the run cache would restore the students instead of retraining them),
     # and an experiment of the same name is replaced.
     command = [*cell.command(settings=settings), "-f"]

@@ -18,6 +18,7 @@ class Cell:
     variant: str
     fraction: float
     seed: int
+    students: tuple[str, ...] | None = None  # only these of METHODS (study run --students); None: all
 
     @property
     def name(self) -> str:
@@ -31,8 +32,10 @@ class Cell:
     @property
     def methods(self) -> tuple[str, ...]:
         """The students the cell trains. Under gold_fact the teacher's labels are the gold labels, so distill
-        would train finetune's model over again (same data, same seed): an hour of CPU for a copy."""
-        return tuple(m for m in METHODS if not (self.variant == "gold-fact" and m == "distill"))
+        would train finetune's model over again (same data, same seed): an hour of CPU for a copy. ``students``
+        narrows them further (the name stays the cell's: its snapshot records which students it holds)."""
+        return tuple(m for m in METHODS if (self.students is None or m in self.students)
+                     and not (self.variant == "gold-fact" and m == "distill"))
 
     def targets(self) -> list[str]:
         """The dvc.yaml stages the cell runs, with what they need; none: the whole pipeline. A cell that
@@ -53,8 +56,10 @@ class Cell:
         return [n for n in names if n in self.methods or n == UNTRAINED or n not in METHODS]
 
 
-def grid(dataset: str, fractions: list[float], seeds: list[int], variants: list[str]) -> list[Cell]:
-    return [Cell(dataset, v, f, s) for f in fractions for s in seeds for v in variants]
+def grid(dataset: str, fractions: list[float], seeds: list[int], variants: list[str],
+         students: list[str] | None = None) -> list[Cell]:
+    chosen = tuple(students) if students else None
+    return [Cell(dataset, v, f, s, chosen) for f in fractions for s in seeds for v in variants]
 
 
 def parse_cell(name: str) -> Cell:

@@ -91,7 +91,8 @@ def collect(cell: Cell, directory: Path = STUDY) -> Path:
     snapshot = {"cell": cell.name, "dataset": cell.dataset, "variant": cell.variant, "teacher": teacher,
                 "student_evidence": evidence, "fraction": cell.fraction, "seed": cell.seed,
                 "train_examples": info["train_examples"], "eval_examples": info["eval_examples"],
-                "commit": _git("rev-parse", "HEAD"), "overrides": cell.overrides(), "rows": rows,
+                "commit": _git("rev-parse", "HEAD"), "overrides": cell.overrides(), "students": list(cell.methods),
+                "rows": rows,
                 "params": _params_snapshot(load_params()), "machine": {**describe(), "recorded": True},
                 "teacher_unparsed": info.get("teacher_unparsed")}
     out = directory / f"{cell.name}.json"
