@@ -183,15 +183,20 @@ def test_gold_fact_control_needs_facts(tmp_path, monkeypatch, tiny_examples):
 def test_split_refuses_an_unfinished_annotation(tmp_path, monkeypatch, tiny_examples):
     from ragdistill import paths
     from ragdistill.config import load_params
+    from ragdistill.data.example import load_examples
     from ragdistill.io import DataError
     from ragdistill.pipeline.split import run as split
 
-    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain", valid_size=0.25)
-    # A run stopped after 5 of the 8 training questions published what it had.
-    done = [annotation_record(e, "train") for e in examples[:5]]
+    _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain", valid_size=0.25)
+    train = load_examples(paths.prepared("openbookqa", "train"))
+    chosen, valid = choose_training(train, 1.0, 0.25, seed=0)
+    assert (len(chosen), len(valid)) == (6, 2)
+    # A run stopped after 3 of the 6 training questions published what it had; validation is scored on gold
+    # labels, so its records are not asked for.
+    done = [annotation_record(e, "train") for e in chosen[:3] + valid]
     paths.annotations("openbookqa", "plain").parent.mkdir(parents=True)
     paths.annotations("openbookqa", "plain").write_text("".join(json.dumps(r) + "\n" for r in done))
-    with pytest.raises(DataError, match=r"openbookqa-plain.jsonl: no teacher record for 3 of the 8 chosen training "
+    with pytest.raises(DataError, match=r"openbookqa-plain.jsonl: no teacher record for 3 of the 6 chosen training "
                                         r"examples .*dvc repro annotate-teacher@openbookqa"):
         split(load_params(), "openbookqa")
     assert not paths.split_file("openbookqa", "train-sbs").exists()
@@ -325,6 +330,36 @@ def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questi
     # The evaluation questions are answered freely: the report's accuracy is the teacher's own.
     assert not any(records[e.id]["meta"].get("rationalized") for e in held_out)
     assert report["eval"]["accuracy"] == sum(e.label == e.choices[0] for e in held_out) / len(held_out)
+
+
+def test_the_teacher_answers_the_evaluation_questions_first_and_not_the_validation_ones(
+        tmp_path, monkeypatch, tiny_examples):
+    import yaml
+
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.io import read_jsonl
+    from ragdistill.pipeline.annotate_teacher import run as annotate_stage
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain", valid_size=0.25)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ExplainingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["teacher_model"].update(backend="openai", model="m", demonstrations=0, concurrency=1,
+                                       base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        report = annotate_stage(load_params(), "openbookqa")
+    finally:
+        server.shutdown()
+    chosen, valid = choose_training(examples[:8], 1.0, 0.25, seed=0)
+    rows = read_jsonl(paths.annotations("openbookqa", "plain"))
+    # Evaluation first, so a part-way annotation already scores the teacher; validation is scored on gold
+    # labels, so the teacher is not asked about it.
+    assert [r["split"] for r in rows] == ["eval"] * 4 + ["train"] * 6
+    assert [r["id"] for r in rows] == [e.id for e in examples[8:] + chosen] and not {e.id for e in valid} & {
+        r["id"] for r in rows}
+    assert report["eval"]["n"] == 4 and report["unparsed"] == {"train": 0, "eval": 0}
 
 
 def test_teacher_quality_counts_gold_labels_words_and_gold_fact_overlap(tmp_path, monkeypatch, tiny_examples):

@@ -119,8 +119,9 @@ def run(params: Params, dataset: str) -> dict:
         log(f"{dataset}: teacher {teacher}: no model to run")
         return report
 
-    chosen, valid = choose_training(train, params.fraction(dataset), params.split.valid_size, params.split.seed,
-                                   held_out=params.split.teacher_selection)
+    # The students' training examples; validation is scored on gold labels, so it needs no teacher output.
+    chosen, _ = choose_training(train, params.fraction(dataset), params.split.valid_size, params.split.seed,
+                                held_out=params.split.teacher_selection)
     model = params.teacher_model
     scored = evaluation[: model.eval_examples] if model.eval_examples else evaluation
     spec = TEACHERS[teacher]
@@ -130,25 +131,25 @@ def run(params: Params, dataset: str) -> dict:
     demonstrations = pick_demonstrations(dataset, train, model.demonstrations, evidence)
     # Rationalization explains the gold answer of the questions students learn from; the evaluation
     # questions are answered freely, so the report's accuracy is the teacher's own.
-    hinted = {e.id for e in chosen + valid} if spec.rationalize else set()
+    hinted = {e.id for e in chosen} if spec.rationalize else set()
     settings = DecodingSettings(max_new_tokens=model.max_new_tokens)
     cache = AnnotationCache(paths.TEACHER_CACHE / f"{dataset}.jsonl")
     if out.exists():  # published annotations (dvc.yaml keeps them with `persist`): reuse their replies
         seeded = seed_from_annotations(cache, read_jsonl(out))
         if seeded:
             log(f"{dataset}: {seeded} teacher replies taken from the published {out}")
-    log(f"{dataset}: teacher {teacher} ({model.backend} {model.model}) on {len(chosen) + len(valid)} training "
+    log(f"{dataset}: teacher {teacher} ({model.backend} {model.model}) on {len(chosen)} training "
         f"and {len(scored)} evaluation examples; {len(cache)} replies cached")
     known = _footprints().get(_footprint_key(params))
-    n_train = len(chosen) + len(valid)
-    training_ids = {e.id for e in chosen + valid}
+    training_ids = {e.id for e in chosen}
 
     def publish(done: list[Example]) -> None:
         # Progress kept where git can keep it: a partial file is reused by the next run, and split refuses it.
         write_jsonl(out, [annotation_record(e, "train" if e.id in training_ids else "eval") for e in done])
 
     with LazyTeacher(model.backend, footprint_store=known, **teacher_kwargs(params)) as llm:
-        annotated, stats = annotate(chosen + valid + scored, llm, settings, demonstrations, evidence, cache,
+        # The evaluation questions first: a part-way annotation already scores the teacher on them.
+        annotated, stats = annotate(scored + chosen, llm, settings, demonstrations, evidence, cache,
                                     batch_size=max(8, model.concurrency), label_policy=model.label_policy,
                                     publish=publish, hint_ids=hinted)
         footprint = llm.footprint()
@@ -156,16 +157,16 @@ def run(params: Params, dataset: str) -> dict:
             footprint = remember_footprint(params, footprint)
         else:
             log(f"{dataset}: every reply was cached or published; the teacher model was not loaded")
-    write_jsonl(out, [annotation_record(e, "train" if i < n_train else "eval") for i, e in enumerate(annotated)])
+    publish(annotated)
     kind = task_kind(dataset)
-    eval_part = annotated[n_train:]
+    eval_part, train_part = annotated[:len(scored)], annotated[len(scored):]
     # The teacher is scored on its own label, also where gold_if_wrong replaced it for the students.
     correct = [is_correct(e.meta.get("teacher_label_raw", e.teacher_label), e.label, kind) for e in eval_part]
     report = {"dataset": dataset, "teacher": teacher, "backend": model.backend, "model": model.model,
               "retrieval": {"method": params.retrieval.method, "k": params.retrieval.k} if spec.retrieval else None,
               "rationalize": spec.rationalize,
               "eval": accuracy_summary(correct, params.eval.bootstrap, params.eval.seed) if correct else None,
-              "unparsed": {"train": sum(1 for e in annotated[:n_train] if e.teacher_label is None),
+              "unparsed": {"train": sum(1 for e in train_part if e.teacher_label is None),
                            "eval": sum(1 for e in eval_part if e.teacher_label is None)},
               "stats": stats.to_dict(),
               "cost": teacher_cost(eval_part, footprint, dataset if spec.retrieval else None),

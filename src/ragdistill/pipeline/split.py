@@ -32,10 +32,10 @@ def run(params: Params, dataset: str) -> dict:
     gold = without_teacher(chosen)
     annotation_file = paths.annotations(dataset, params.teacher)
     records = {row["id"]: row for row in read_jsonl(annotation_file)}
-    missing = [e.id for e in chosen + valid if e.id not in records]
+    missing = [e.id for e in chosen if e.id not in records]
     if missing:
         raise DataError(f"{annotation_file}: no teacher record for {len(missing)} of the "
-                        f"{len(chosen) + len(valid)} chosen training examples (the first: {missing[0]}); the "
+                        f"{len(chosen)} chosen training examples (the first: {missing[0]}); the "
                         "annotation is unfinished or for another fraction: run "
                         f"`dvc repro annotate-teacher@{dataset}` to complete it")
     chosen = with_annotations(chosen, records)
