@@ -245,6 +245,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     n = report["selection"]
     lines += ["", f"With {n} questions one question is {100 / n:.1f} points; differences of a few points are noise.",
+              "",
               "A configuration *shown the gold answer* rationalizes: its accuracy is how often its rationale ends "
               "on the answer it was given, the share of gold-consistent rationales it would give sbs, not an accuracy "
               "of its own.", "",
