@@ -149,7 +149,7 @@ def test_rag_teacher_experiment(tiny_repo, smollm2_gguf):
     assert student_cost["timed_examples"] == 4 and student_cost["latency_s"] > 0 and student_cost["params"] > 0
     assert "| latency ms |" in (repo / "reports/RESULTS.md").read_text()
     recall = json.loads((repo / "reports/retrieval/openbookqa.json").read_text())
-    assert 0.0 <= recall["recall_eval"]["recall@3"] <= 1.0
+    assert 0.0 <= recall["recall_eval"][f"recall@{k}"] <= 1.0
     # The plain teacher next: finetune learns gold labels only, so DVC skips it and its evaluation.
     out = _run(["dvc", "exp", "run", "-S", "teacher=plain", "-S", "datasets=[openbookqa]", "-n", "obqa-plain"],
                repo, env)
@@ -176,7 +176,8 @@ def test_study_cell_reuses_published_annotations_and_feeds_the_report(tiny_repo,
     before = published.read_bytes()
     shutil.rmtree(repo / ".cache" / "teacher", ignore_errors=True)  # only the published file remains
     out = _run(["dvc", "repro", "-f", "-s", "annotate-teacher@openbookqa"], repo, env)
-    assert "32 teacher replies taken from the published" in out and "the teacher model was not loaded" in out
+    # 21 training questions (3 more are validation) and 8 evaluation ones
+    assert "29 teacher replies taken from the published" in out and "the teacher model was not loaded" in out
     assert published.read_bytes() == before
     out = _run([sys.executable, "-m", "ragdistill.study", "run", "--dataset", "openbookqa", "--fractions", "0.5",
                 "--variants", "rag-student-evidence"], repo, env)
