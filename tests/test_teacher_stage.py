@@ -296,20 +296,13 @@ class _ExplainingServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questions_only(
-        tmp_path, monkeypatch, tiny_examples):
+def _annotate_through_explaining_server() -> dict:
+    """Run the annotate-teacher stage of the scratch directory against ``_ExplainingServer`` on 127.0.0.1."""
     import yaml
 
-    from ragdistill import paths
     from ragdistill.config import load_params
-    from ragdistill.io import read_jsonl, write_json, write_jsonl
     from ragdistill.pipeline.annotate_teacher import run as annotate_stage
-    from ragdistill.teachers.prompts import EVIDENCE_INSTRUCTION, HINT_INSTRUCTION
 
-    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "rag_rationalize")
-    write_jsonl(paths.retrieved("openbookqa"), [{"id": e.id, "passages": [{"id": f"book-{i}", "text": f"fact {i}"}]}
-                                                for i, e in enumerate(examples)])
-    write_json(paths.REPORTS / "retrieval" / "openbookqa.json", {"seconds_per_query": 0.01})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ExplainingServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -317,9 +310,23 @@ def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questi
         params["teacher_model"].update(backend="openai", model="m", demonstrations=0, concurrency=1,
                                        base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
         Path("params.yaml").write_text(yaml.safe_dump(params))
-        report = annotate_stage(load_params(), "openbookqa")
+        return annotate_stage(load_params(), "openbookqa")
     finally:
         server.shutdown()
+
+
+def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questions_only(
+        tmp_path, monkeypatch, tiny_examples):
+
+    from ragdistill import paths
+    from ragdistill.io import read_jsonl, write_json, write_jsonl
+    from ragdistill.teachers.prompts import EVIDENCE_INSTRUCTION, HINT_INSTRUCTION
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "rag_rationalize")
+    write_jsonl(paths.retrieved("openbookqa"), [{"id": e.id, "passages": [{"id": f"book-{i}", "text": f"fact {i}"}]}
+                                                for i, e in enumerate(examples)])
+    write_json(paths.REPORTS / "retrieval" / "openbookqa.json", {"seconds_per_query": 0.01})
+    report = _annotate_through_explaining_server()
     assert report["rationalize"] is True and report["retrieval"] is not None
     systems = _ExplainingServer.systems
     assert all(EVIDENCE_INSTRUCTION in s for s in systems) and sum(s.endswith(HINT_INSTRUCTION) for s in systems) == 8
@@ -334,24 +341,12 @@ def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questi
 
 def test_the_teacher_answers_the_evaluation_questions_first_and_not_the_validation_ones(
         tmp_path, monkeypatch, tiny_examples):
-    import yaml
 
     from ragdistill import paths
-    from ragdistill.config import load_params
     from ragdistill.io import read_jsonl
-    from ragdistill.pipeline.annotate_teacher import run as annotate_stage
 
     examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "plain", valid_size=0.25)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ExplainingServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        params = yaml.safe_load(Path("params.yaml").read_text())
-        params["teacher_model"].update(backend="openai", model="m", demonstrations=0, concurrency=1,
-                                       base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
-        Path("params.yaml").write_text(yaml.safe_dump(params))
-        report = annotate_stage(load_params(), "openbookqa")
-    finally:
-        server.shutdown()
+    report = _annotate_through_explaining_server()
     chosen, valid = choose_training(examples[:8], 1.0, 0.25, seed=0)
     rows = read_jsonl(paths.annotations("openbookqa", "plain"))
     # Evaluation first, so a part-way annotation already scores the teacher; validation is scored on gold
