@@ -23,18 +23,14 @@ from pathlib import Path
 
 from ragdistill import paths
 from ragdistill.config import load_params
-from ragdistill.data.corpora import build_corpus, self_exclusion
 from ragdistill.data.example import Example, gold_facts, load_examples
-from ragdistill.data.registry import resolve_data_root, task_kind
+from ragdistill.data.registry import task_kind
 from ragdistill.data.split import teacher_selection_set
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct, paired_bootstrap
 from ragdistill.io import read_json, write_json, write_text
 from ragdistill.machine import describe
 from ragdistill.pipeline.annotate_teacher import annotation_record, remember_footprint, teacher_kwargs
-from ragdistill.pipeline.retrieve import memory_examples
-from ragdistill.registry import QUERIES, load
-from ragdistill.retrieval import build_retriever
-from ragdistill.retrieval.run import retrieve_for_examples
+from ragdistill.pipeline.retrieve import LiveRetrieval
 from ragdistill.teachers.annotate import annotate
 from ragdistill.teachers.base import DecodingSettings, LazyTeacher
 from ragdistill.teachers.cache import AnnotationCache
@@ -79,13 +75,8 @@ def evidence_for(config: dict, questions: list[Example], train: list[Example], p
                 for e in questions}
     if "method" not in config:
         return None
-    corpus = params.corpus(dataset)
-    passages = build_corpus(corpus, root=resolve_data_root(params.data.root),
-                            examples=memory_examples(train) if corpus == "solved_examples" else train)
-    rows = retrieve_for_examples(questions, passages, build_retriever(config["method"]), config["k"],
-                                 self_exclusion(passages), load(QUERIES[config.get("query", params.retrieval.query)]),
-                                 config.get("min_score"))
-    return {row["id"]: row["passages"] for row in rows}
+    chosen = {key: config[key] for key in ("method", "k", "query", "min_score") if key in config}
+    return LiveRetrieval(params, dataset, train, {"min_score": None, **chosen})(questions)
 
 
 def gold_recall(questions: list[Example], evidence: dict[str, list[dict]] | None) -> float | None:

@@ -412,3 +412,79 @@ def test_adopt_makes_a_differing_rerun_the_cells_run_and_the_report_says_what_it
     with pytest.raises(SystemExit, match=r"openbookqa-plain-f0.3-s0.json does not exist"):
         main(["adopt", "other.json"])
     assert json.loads((study / f"{committed['cell']}.json").read_text()) == adopted
+
+
+def test_one_deployment_run_gives_every_row_its_cost_and_the_report_says_so(tmp_path):
+    from ragdistill.study.deployment import shape_of
+
+    half = [1, 0] * 20
+    snapshots = [_snapshot("plain", 0, {"teacher-plain": half, "untrained": half, "sbs": half}, latency=0.09),
+                 _snapshot("rag", 0, {"teacher-rag": [1] * 40, "sbs": half}, latency=0.02),
+                 _snapshot("rag-student-evidence", 0, {"sbs": half})]
+    assert [shape_of(label) for label in ("untrained student", "sbs (rag teacher)", "teacher: rag (few-shot, "
+            "retrieval)", "teacher: plain (few-shot)", "sbs (rag teacher) + student reads evidence")] == [
+        "student", "student", "teacher: rag", "teacher: plain", "student reading evidence"]
+    measured = {"student": 0.05, "student reading evidence": 0.08, "teacher: plain": 1.5, "teacher: rag": 2.5}
+    deployment = {"questions": 32, "measured": "2026-12-04", "machine": dict(UNRECORDED_MACHINE),
+                  "shapes": {shape: {"latency_s": s, "params": 1e9 if shape.startswith("teacher") else 135e6,
+                                     "peak_rss_mb": 2000.0 if shape.startswith("teacher") else 700.0}
+                             for shape, s in measured.items()}}
+    before = build_report(snapshots, figures=tmp_path)
+    assert "no `python -m ragdistill.study deploy --dataset openbookqa` yet" in before
+    assert re.search(r"\| sbs \(plain teacher\) \(did not learn\) \| 50.0 \| .* \| 90 \| 135M \| 900 \|", before)
+    assert "accuracy % per second" not in before  # runs measured apart are not compared for cost
+    text = build_report(snapshots, figures=tmp_path, deployments={"openbookqa": deployment})
+    assert "measured together by `python -m ragdistill.study deploy` on 2026-12-04" in text
+    # The two sbs students ran at 90 and 20 ms in their own runs; here both have the one measurement.
+    for row, ms in (("sbs (plain teacher)", 50), ("sbs (rag teacher)", 50), ("sbs (rag teacher) + student reads "
+                                                                             "evidence", 80)):
+        assert re.search(re.escape(f"| {row} (did not learn) | 50.0 |") + rf".* \| {ms} \| 135M \| 700 \|", text)
+    assert re.search(r"\| teacher: rag \(few-shot, retrieval\) \| 100.0 \| .* \| 2,500 \| 1,000M \| 2,000 \|", text)
+    # Accuracy per second and per GB: the RAG teacher 100% / 2.5 s = 40; sbs 50% / 0.05 s = 1,000.
+    assert "| teacher: rag (few-shot, retrieval) | 100.0 | 2,500 | 2,000 | 40 | 51.2 |" in text
+    assert "| sbs (rag teacher) (did not learn) | 50.0 | 50 | 700 | 1,000 | 73.1 |" in text
+
+
+def test_deploy_times_each_model_in_its_own_process_with_the_pipelines_prompts_and_retrieval(
+        tmp_path, monkeypatch, tiny_examples, data_root):
+    import http.server
+    import threading
+    from pathlib import Path
+
+    import yaml
+    from test_teacher_stage import _ExplainingServer, _stage_dir
+
+    from ragdistill.io import read_json
+    from ragdistill.study.deployment import SHAPES, deploy
+    from ragdistill.teachers.prompts import EVIDENCE_HEADER, EVIDENCE_INSTRUCTION
+
+    _stage_dir(tmp_path, monkeypatch, tiny_examples, "rag")
+    monkeypatch.setenv("RAGDISTILL_DATA", str(data_root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ExplainingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _ExplainingServer.systems, _ExplainingServer.questions = [], []
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["teacher_model"].update(backend="openai", model="m", demonstrations=0, concurrency=1,
+                                   base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+    params["retrieval"].update(method="bm25", k=2)
+    params["student"]["model"] = "tiny-llama"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        out = deploy("openbookqa", n=3)
+    finally:
+        server.shutdown()
+    result = read_json(out)
+    assert out.resolve() == tmp_path / "reports" / "study" / "deployment" / "openbookqa.json"
+    assert list(result["shapes"]) == list(SHAPES) and result["questions"] == 3
+    sides = result["shapes"]
+    assert all(side["questions"] == 3 and side["latency_s"] > 0 and side["peak_rss_mb"] > 0 for side in sides.values())
+    # Retrieval is timed where it runs, and only there.
+    assert sides["teacher: rag"]["retrieval_s"] > 0 and sides["student reading evidence"]["retrieval_s"] > 0
+    assert sides["teacher: plain"]["retrieval_s"] is None and sides["student"]["retrieval_s"] is None
+    assert sides["student"]["params"] == sides["student reading evidence"]["params"] > 0
+    assert "server" in sides["teacher: rag"]["note"]
+    # Each teacher answered the warm-up and the 3 timed questions; only the RAG one read facts.
+    assert len(_ExplainingServer.systems) == 8
+    assert [EVIDENCE_INSTRUCTION in s for s in _ExplainingServer.systems] == [False] * 4 + [True] * 4
+    assert all(q.startswith(EVIDENCE_HEADER + "\n- ") for q in _ExplainingServer.questions[4:])
+    assert not any(EVIDENCE_HEADER in q for q in _ExplainingServer.questions[:4])

@@ -24,6 +24,29 @@ def memory_examples(train: list[Example]) -> list[Example]:
     return [Example(**{**example.to_dict(), "rationale": None, "teacher_label": None}) for example in train]
 
 
+class LiveRetrieval:
+    """The retrieve stage's retrieval, for questions asked after it ran (a served RAG teacher, the teacher
+    selection): the dataset's corpus indexed once, then ``retrieval(examples) -> {id: passages}``.
+    ``settings`` (method, k, query, min_score) replace those of ``params.retrieval``."""
+
+    def __init__(self, params: Params, dataset: str, train: list[Example], settings: dict | None = None) -> None:
+        chosen = {"method": params.retrieval.method, "k": params.retrieval.k, "query": params.retrieval.query,
+                  "min_score": params.retrieval.min_score, **(settings or {})}
+        corpus = params.corpus(dataset)
+        self.passages = build_corpus(corpus, root=resolve_data_root(params.data.root),
+                                     examples=memory_examples(train) if corpus == "solved_examples" else train)
+        self.retriever = build_retriever(chosen["method"])
+        self.retriever.fit(self.passages)
+        self.k, self.min_score = chosen["k"], chosen["min_score"]
+        self.query = load(QUERIES[chosen["query"]])
+        self.exclude = self_exclusion(self.passages)
+
+    def __call__(self, examples: list[Example]) -> dict[str, list[dict]]:
+        rows = retrieve_for_examples(examples, self.passages, self.retriever, self.k, self.exclude, self.query,
+                                     self.min_score)
+        return {row["id"]: row["passages"] for row in rows}
+
+
 def run(params: Params, dataset: str) -> dict:
     started = time.perf_counter()
     train = load_examples(paths.prepared(dataset, "train"))

@@ -9,7 +9,9 @@ a committed cell again from scratch (``dvc exp run -f``: no run cache), snapshot
 ref, and its checkpoints to the default DVC remote) when it reproduced the committed snapshot exactly. ``adopt
 .cache/study-reruns/<cell>.json`` makes a rerun that did not reproduce exactly the cell's committed snapshot,
 for when the committed run's checkpoints are gone. ``check-remote [--remote NAME]`` says which committed
-cells' student checkpoints a DVC remote holds in full (nothing is pulled). ``report`` writes
+cells' student checkpoints a DVC remote holds in full (nothing is pulled). ``deploy --dataset D`` times every
+deployment of the study (the student, with and without evidence, and both teachers) in one run, batch 1
+(``reports/study/deployment/``). ``report`` writes
 ``reports/REPORT.md`` and its figures.
 """
 
@@ -70,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     adopt_parser.add_argument("rerun", type=Path, help="the rerun's snapshot, e.g. .cache/study-reruns/<cell>.json")
     check_parser = commands.add_parser("check-remote", help="which committed cells' checkpoints a DVC remote holds")
     check_parser.add_argument("--remote", help="a DVC remote's name (default: the repository's default remote)")
+    deploy_parser = commands.add_parser("deploy", help="time every deployment of the study in one run (batch 1)")
+    deploy_parser.add_argument("--dataset", required=True)
+    deploy_parser.add_argument("--questions", type=int, default=32, help="evaluation questions timed (after one "
+                               "untimed warm-up)")
+    deploy_parser.add_argument("--student", help="the student checkpoint to time (default: params' student model; "
+                               "its weights do not change its cost)")
     report_parser = commands.add_parser("report", help="write reports/REPORT.md from reports/study/")
     report_parser.add_argument("--appendix", type=Path, default=paths.REPORTS / "study" / "CONCLUSIONS.md")
     return parser
@@ -112,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"study compare: {error}") from None
         print("\n".join(lines))
         return 0 if same else 1
+    elif args.command == "deploy":
+        from ragdistill.study.deployment import deploy
+
+        try:
+            deploy(args.dataset, args.questions, args.student)
+        except DataError as error:
+            raise SystemExit(f"study deploy: {error}") from None
     else:
         report(appendix=args.appendix)
     return 0

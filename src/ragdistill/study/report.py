@@ -13,6 +13,7 @@ from ragdistill.data.example import Example
 from ragdistill.io import DataError, write_text
 from ragdistill.log import log
 from ragdistill.registry import UNTRAINED
+from ragdistill.study.deployment import load_deployment, shape_of
 from ragdistill.study.plan import Plan, load_plan, primary_record, write_primary
 from ragdistill.study.snapshots import STUDY, load_snapshots, machine_label
 from ragdistill.study.stats import (
@@ -230,8 +231,48 @@ def _row_line(label: str, row: dict, seeded: bool) -> str:
             f"| {row['seeds'] if seeded else '–'} | {per_seed} | {latency} | {params} | {peak} |")
 
 
+def with_deployment(summary: dict[str, dict], deployment: dict | None) -> dict[str, dict]:
+    """The rows with the latency, memory and parameters of the one deployment run (``study deploy``) in
+    place of those their own runs recorded, so that every row is measured alike; unchanged without one."""
+    if deployment is None:
+        return summary
+    out = {}
+    for label, row in summary.items():
+        side = None if label == MAJORITY else deployment["shapes"].get(shape_of(label))
+        out[label] = row if side is None else {**row, "latency_s": side["latency_s"], "params": side["params"],
+                                                "peak_rss_mb": side["peak_rss_mb"]}
+    return out
+
+
+def _deployment_lines(dataset: str, deployment: dict | None) -> list[str]:
+    if deployment is None:
+        return [f"Latency and memory: each row as its own run recorded it (no `python -m ragdistill.study deploy "
+                f"--dataset {dataset}` yet), so rows measured under different loads do not compare."]
+    return [f"Latency, memory and parameters: measured together by `python -m ragdistill.study deploy` on "
+            f"{deployment['measured']} ({machine_label(deployment['machine'])}): one process per model, batch 1, "
+            f"the same {deployment['questions']} evaluation questions; a RAG teacher's time includes its retrieval. "
+            "Every student is the same network answering the same prompt, so the student rows share one "
+            "measurement, and the students that read evidence another (with their retrieval)."]
+
+
+def _efficiency_table(summary: dict[str, dict], gate: dict[str, str | None]) -> list[str]:
+    """Accuracy per second of latency and per GB of peak memory, for the rows that were timed."""
+    timed = [(label + (f" ({gate[label]})" if gate.get(label) else ""), row) for label, row in summary.items()
+             if row.get("latency_s") and row.get("peak_rss_mb")]
+    if not timed:
+        return []
+    lines = ["| row | accuracy % | latency ms/question | peak memory MB | accuracy % per second | "
+             "accuracy % per GB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label, row in sorted(timed, key=lambda item: item[1]["latency_s"]):
+        accuracy = 100 * row["accuracy"]
+        lines.append(f"| {label} | {accuracy:.1f} | {1000 * row['latency_s']:,.0f} | {row['peak_rss_mb']:,.0f} "
+                     f"| {accuracy / row['latency_s']:,.0f} | {1024 * accuracy / row['peak_rss_mb']:,.1f} |")
+    return lines
+
+
 def _table(snapshots: list[dict], dataset: str, fraction: float,
-           answer_keys: dict[str, tuple[list[Example], list[Example]] | None]) -> dict:
+           answer_keys: dict[str, tuple[list[Example], list[Example]] | None],
+           deployments: dict[str, dict | None] | None = None) -> dict:
     """One table's rows, their summaries, the learning gate, and its paired comparisons."""
     entries = table_rows(snapshots, dataset, fraction)
     some = next(s for s in snapshots if s["dataset"] == dataset and s["fraction"] == fraction)
@@ -242,7 +283,9 @@ def _table(snapshots: list[dict], dataset: str, fraction: float,
     comparisons = [(a, b, what, paired(entries[a], entries[b])) for a, b, what in COMPARISONS
                    if a in entries and b in entries]
     return {"dataset": dataset, "fraction": fraction, "snapshot": some, "entries": entries, "key": key,
-            "majority": majority, "summary": {label: summarize_row(entry) for label, entry in entries.items()},
+            "majority": majority,
+            "summary": with_deployment({label: summarize_row(entry) for label, entry in entries.items()},
+                                       (deployments or {}).get(dataset)),
             "gate": learning_gate(entries), "comparisons": comparisons}
 
 
@@ -288,25 +331,28 @@ def _family_key(table: dict, a: str, b: str) -> tuple:
 
 def build_report(snapshots: list[dict], figures: Path = paths.REPORTS / "figures", report_dir: Path = paths.REPORTS,
                  answer_keys: dict[str, tuple[list[Example], list[Example]] | None] | None = None,
-                 plan: Plan | None = None) -> str:
+                 plan: Plan | None = None, deployments: dict[str, dict | None] | None = None) -> str:
     """The report's Markdown (``build_report_and_primary`` without the primary record)."""
-    return build_report_and_primary(snapshots, figures, report_dir, answer_keys, plan)[0]
+    return build_report_and_primary(snapshots, figures, report_dir, answer_keys, plan, deployments)[0]
 
 
 def build_report_and_primary(snapshots: list[dict], figures: Path = paths.REPORTS / "figures",
                              report_dir: Path = paths.REPORTS,
                              answer_keys: dict[str, tuple[list[Example], list[Example]] | None] | None = None,
-                             plan: Plan | None = None) -> tuple[str, dict | None]:
+                             plan: Plan | None = None, deployments: dict[str, dict | None] | None = None
+                             ) -> tuple[str, dict | None]:
     """The report's Markdown and the primary result's record (None until the plan's comparison has run with
     its seeds). ``answer_keys`` (per dataset: training and evaluation questions with gold labels) adds the
-    majority-answer row; without it the tables hold the runs alone."""
+    majority-answer row; without it the tables hold the runs alone. ``deployments`` (per dataset, what
+    ``study deploy`` measured) gives every row's latency and memory from one run."""
     # Imported here: matplotlib loads only when a report is built.
     from ragdistill.plots import plot_accuracy_vs_fraction, plot_accuracy_vs_latency
 
     if not snapshots:
         raise DataError(f"{STUDY}: no collected runs; run `python -m ragdistill.study run` first")
     datasets = sorted({s["dataset"] for s in snapshots})
-    tables = [_table(snapshots, dataset, fraction, answer_keys or {}) for dataset in datasets
+    deployments = deployments or {}
+    tables = [_table(snapshots, dataset, fraction, answer_keys or {}, deployments) for dataset in datasets
               for fraction in sorted({s["fraction"] for s in snapshots if s["dataset"] == dataset})]
     primary, primary_lines, record = _primary(plan, tables)
     # Holm over every secondary comparison of the report together: one family, whatever the table.
@@ -326,8 +372,9 @@ def build_report_and_primary(snapshots: list[dict], figures: Path = paths.REPORT
         "## Setup", "",
         *_setup_lines(snapshots),
         f"- Seeds (student training): {', '.join(map(str, seeds))}.",
-        _compute_line(snapshots) + " Latency is milliseconds per question at batch 1 on the run's machine, the "
-        "teacher's including its retrieval; a student row's latency and memory are the median over its seeds' runs.",
+        _compute_line(snapshots) + " Latency is milliseconds per question at batch 1, the teacher's including its "
+        "retrieval; where no deployment run was made for a dataset, a student row's latency and memory are the median "
+        "over its seeds' runs.",
         f"- Commit(s) the runs came from: {', '.join(c[:12] for c in commits)}.",
         *_replacement_lines(snapshots),
         f"- Intervals: {INTERVAL_METHOD}. Secondary comparisons ({len(p_values)} in this report) are adjusted "
@@ -366,6 +413,10 @@ def build_report_and_primary(snapshots: list[dict], figures: Path = paths.REPORT
         latency_plot = plot_accuracy_vs_latency(
             its_tables[-1]["summary"], figures / f"study-{dataset}-latency.png",
             f"{dataset}, {100 * its_tables[-1]['fraction']:g}% of the training set")
+        lines += [f"## {dataset}: what each row costs to deploy, {100 * its_tables[-1]['fraction']:g}% of the "
+                  "training set", "", *_deployment_lines(dataset, deployments.get(dataset)), "",
+                  *(_efficiency_table(its_tables[-1]["summary"], its_tables[-1]["gate"])
+                    if deployments.get(dataset) else []), ""]
         lines += [f"![accuracy against data fraction]({os.path.relpath(fraction_plot, report_dir)})", "",
                   f"![accuracy against latency]({os.path.relpath(latency_plot, report_dir)})", ""]
     return "\n".join(lines) + "\n", record
@@ -376,7 +427,9 @@ def report(output: Path = paths.REPORTS / "REPORT.md", appendix: Path | None = N
     snapshots = load_snapshots()
     root = load_params().data.root
     answer_keys = {d: load_answer_key(d, root) for d in {s["dataset"] for s in snapshots}}
-    text, primary = build_report_and_primary(snapshots, plan=load_plan(), answer_keys=answer_keys)
+    deployments = {d: load_deployment(d) for d in answer_keys}
+    text, primary = build_report_and_primary(snapshots, plan=load_plan(), answer_keys=answer_keys,
+                                             deployments=deployments)
     write_primary(primary)
     if appendix is not None and appendix.exists():
         text += "\n" + appendix.read_text(encoding="utf-8")
