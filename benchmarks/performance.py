@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,6 @@ import torch
 from ragdistill import paths
 from ragdistill.io import read_json, write_json, write_text
 from ragdistill.machine import cpu_model
-from ragdistill.memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = paths.REPORTS / "benchmarks"
@@ -379,84 +377,15 @@ def bench_pipeline(repeats: int) -> dict:
 
 # --------------------------------------------------------------------------------------------- deployment
 
-def _worker(kind: str, n: int, student_dir: str | None) -> dict:
-    """Runs in its own process, so that its peak memory is its own."""
-    from ragdistill.config import load_params
-    from ragdistill.data.corpora import load_openbook
-    from ragdistill.data.registry import load_dataset, resolve_data_root
-
-    params = load_params()
-    root = resolve_data_root(params.data.root)
-    questions = load_dataset("openbookqa", root, "eval")[: n + 1]
-    baseline = peak_rss_mb()
-    latencies, extra = [], {}
-    if kind == "student":
-        import contextlib
-        import io
-
-        from ragdistill.evaluation.scoring import choose_labels
-        from ragdistill.students.formatting import TaskFormatter
-        from ragdistill.students.models import load_student
-
-        source = student_dir or params.student.model
-        student = load_student(source)
-        formatter = TaskFormatter(student.tokenizer, student.is_encoder_decoder, params.student.max_input_tokens,
-                                  params.student.max_target_tokens)
-        for i, question in enumerate(questions):
-            start = time.perf_counter()
-            with contextlib.redirect_stderr(io.StringIO()):
-                choose_labels(student, [question], formatter)
-            if i:  # the first question is a warm-up
-                latencies.append(time.perf_counter() - start)
-        extra = {"model": source, "params": sum(p.numel() for p in student.model.parameters())}
-    else:
-        from ragdistill.registry import QUERIES, load
-        from ragdistill.retrieval import build_retriever
-        from ragdistill.teachers import DecodingSettings, build_prompt
-        from ragdistill.teachers.demonstrations import pick_demonstrations
-        from ragdistill.teachers.llama_cpp import LlamaCppTeacher
-
-        train = load_dataset("openbookqa", root, "train")
-        demos = pick_demonstrations("openbookqa", train, params.teacher_model.demonstrations)
-        settings = DecodingSettings(max_new_tokens=params.teacher_model.max_new_tokens)
-        retriever = None
-        if kind == "teacher-rag":
-            retriever = build_retriever(params.retrieval.method)
-            retriever.fit(load_openbook(root))
-        teacher = LlamaCppTeacher(params.teacher_model.model, n_threads=params.teacher_model.threads)
-        retrieval_s = []
-        for i, question in enumerate(questions):
-            start = time.perf_counter()
-            evidence = None
-            if retriever is not None:
-                hits = retriever.search([load(QUERIES[params.retrieval.query])(question)], params.retrieval.k)[0]
-                evidence = [h.text for h in hits]
-                took = time.perf_counter() - start
-            teacher.complete([build_prompt(question, demos, evidence)], settings)
-            if i:
-                latencies.append(time.perf_counter() - start)
-                if retriever is not None:
-                    retrieval_s.append(took)
-        extra = {"model": teacher.model_id, "params": teacher.footprint()["params"]}
-        if retrieval_s:
-            extra["retrieval_s"] = round(statistics.fmean(retrieval_s), 4)
-        teacher.close()
-    return {"kind": kind, "questions": len(latencies), "latency_s": round(statistics.fmean(latencies), 4),
-            "latency_p50_s": round(statistics.median(latencies), 4), "peak_rss_mb": peak_rss_mb(),
-            "python_baseline_rss_mb": round(baseline, 1), **extra}
-
-
 def bench_deployment(n: int, student_dir: str | None) -> dict:
-    sides = {}
-    for kind in ("student", "teacher-plain", "teacher-rag"):
-        command = [sys.executable, __file__, "--worker", kind, "--questions", str(n)]
-        if student_dir:
-            command += ["--student", student_dir]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{kind} worker failed:\n{done.stderr[-3000:]}")
-        sides[kind] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(sides[kind], flush=True)
+    """The student against both teachers, timed as ``python -m ragdistill.study deploy`` times them."""
+    from ragdistill.study.deployment import deploy
+
+    with tempfile.TemporaryDirectory() as scratch:
+        measured = read_json(deploy("openbookqa", n, student_dir, Path(scratch),
+                                    shapes=("student", "teacher: plain", "teacher: rag")))["shapes"]
+    sides = {"student": measured["student"], "teacher-plain": measured["teacher: plain"],
+             "teacher-rag": measured["teacher: rag"]}
     student = sides["student"]
     ratios = {kind: {"latency": round(sides[kind]["latency_s"] / student["latency_s"], 1),
                      "peak_memory": round(sides[kind]["peak_rss_mb"] / student["peak_rss_mb"], 2),
@@ -484,6 +413,14 @@ def _http_summary(report: dict) -> str:
                for server, levels in by_server.items()]
     inside = next((row["examples_per_s"] for name, row in rows.items() if name.startswith("in-process")), None)
     return "; ".join(clauses) + (f"; in-process {inside:.3f}." if inside is not None else ".")
+
+
+def _teacher_words(side: dict) -> str:
+    found = side.get("retrieval")
+    if not found:  # measured before the sides recorded their retrieval, with the prompts of then
+        return "(greedy, llama.cpp, 2 threads), the RAG teacher after dense retrieval of 3 open-book facts"
+    return (f"(greedy, {side['backend']}), with the pipeline's prompts and demonstrations, the RAG teacher after "
+            f"{found['method']} retrieval of {found['k']} {found['corpus']} passage{'s' * (found['k'] > 1)}")
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -596,8 +533,7 @@ def render() -> str:
                 f"{d['when']}. {d['dataset']}, {s['student']['questions']} questions one at a time after one warm-up, "
                 "each side in its own process (peak memory is that process's maximum resident set). The student "
                 "answers by scoring the four choices under its label task (as evaluation does); the teacher writes a "
-                "rationale and a label (greedy, llama.cpp, 2 threads), the RAG teacher after dense retrieval of 3 "
-                "open-book facts.", "",
+                f"rationale and a label {_teacher_words(s.get('teacher-rag', {}))}.", "",
                 _table(["model", "parameters", "latency s/question (mean)", "p50", "peak memory MB"],
                        [[f"{k}: {_model_name(v['model'])}", f"{v['params'] / 1e6:.0f} M", v["latency_s"],
                          v["latency_p50_s"], v["peak_rss_mb"]] for k, v in s.items()]), ""]
@@ -628,13 +564,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=16, help="deployment: timed questions per side")
     parser.add_argument("--student", default=None, help="deployment: a trained student folder (default: "
                         "models/openbookqa/sbs if present, else the base student; latency does not depend on weights)")
-    parser.add_argument("--worker", choices=("student", "teacher-plain", "teacher-rag"), help=argparse.SUPPRESS)
     parser.add_argument("--render-only", action="store_true", help="rebuild BENCHMARKS.md from the saved parts")
     args = parser.parse_args()
     os.chdir(ROOT)  # the pipeline's paths are relative to the repository root
-    if args.worker:
-        print(json.dumps(_worker(args.worker, args.questions, args.student)))
-        return
     if not args.render_only:
         for part in args.parts:
             print(f"== {part}", flush=True)

@@ -53,16 +53,20 @@ def load_deployment(dataset: str, directory: Path | None = None) -> dict | None:
 
 
 def _questions(dataset: str, n: int):
+    """The prepared training and evaluation questions (the dataset's loader where it was not prepared)."""
+    from ragdistill.config import load_params
     from ragdistill.data.example import load_examples
+    from ragdistill.data.registry import load_dataset, resolve_data_root
 
     train_file, eval_file = paths.prepared(dataset, "train"), paths.prepared(dataset, "eval")
-    for path in (train_file, eval_file):
-        if not path.exists():
-            raise DataError(f"{path}: not found; run `dvc repro prepare@{dataset}` (or the study) first")
-    evaluation = load_examples(eval_file)
+    if train_file.exists() and eval_file.exists():
+        train, evaluation = load_examples(train_file), load_examples(eval_file)
+    else:
+        root = resolve_data_root(load_params().data.root)
+        train, evaluation = load_dataset(dataset, root, "train"), load_dataset(dataset, root, "eval")
     if len(evaluation) < 2:
         raise DataError(f"{eval_file}: need at least 2 evaluation questions to time (one is the warm-up)")
-    return load_examples(train_file), evaluation[: n + 1]
+    return train, evaluation[: n + 1]
 
 
 def measure(shape: str, dataset: str, n: int, student_dir: str | None = None) -> dict:
@@ -78,6 +82,8 @@ def measure(shape: str, dataset: str, n: int, student_dir: str | None = None) ->
     retrieval = None
     if shape in ("student reading evidence", "teacher: rag"):
         retrieval = LiveRetrieval(params, dataset, train)
+        searched = {"method": params.retrieval.method, "k": params.retrieval.k, "query": params.retrieval.query,
+                    "corpus": params.corpus(dataset)}
     search_seconds: list[float] = []
 
     def evidence_of(question) -> list[dict]:
@@ -142,19 +148,21 @@ def measure(shape: str, dataset: str, n: int, student_dir: str | None = None) ->
     result = {"shape": shape, "questions": len(latencies), "latency_s": round(statistics.fmean(latencies), 4),
               "latency_p50_s": round(statistics.median(latencies), 4),
               "retrieval_s": round(statistics.fmean(search_seconds), 4) if search_seconds else None,
-              "peak_rss_mb": round(peak_rss_mb(), 1), "python_baseline_rss_mb": round(baseline, 1), **about}
+              "peak_rss_mb": round(peak_rss_mb(), 1), "python_baseline_rss_mb": round(baseline, 1), **about,
+              **({"retrieval": searched} if retrieval is not None else {})}
     if params.teacher_model.backend != "llama_cpp" and shape.startswith("teacher"):
         result["note"] = "the teacher ran in a server: its memory is not in peak_rss_mb"
     return result
 
 
-def deploy(dataset: str, n: int = 32, student_dir: str | None = None, directory: Path | None = None) -> Path:
-    """Measure every shape, each in a fresh process, one after another, and write the deployment file."""
+def deploy(dataset: str, n: int = 32, student_dir: str | None = None, directory: Path | None = None,
+           shapes: tuple[str, ...] = SHAPES) -> Path:
+    """Measure each shape, each in a fresh process, one after another, and write the deployment file."""
     from ragdistill.machine import describe
 
     _questions(dataset, n)  # a missing input fails here, before any model loads
     sides = {}
-    for shape in SHAPES:
+    for shape in shapes:
         command = [sys.executable, "-m", "ragdistill.study.deployment", "--shape", shape, "--dataset", dataset,
                    "--questions", str(n)] + (["--student", student_dir] if student_dir else [])
         log(f"deploy: timing {shape} on {n} {dataset} questions, batch 1")
