@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ragdistill import paths
 from ragdistill.config import load_params
-from ragdistill.data.example import Example, gold_facts, load_examples
+from ragdistill.data.example import Example, gold_fact_evidence, load_examples
 from ragdistill.data.registry import task_kind
 from ragdistill.data.split import teacher_selection_set
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct, paired_bootstrap
@@ -71,8 +71,7 @@ def evidence_for(config: dict, questions: list[Example], train: list[Example], p
                  ) -> dict[str, list[dict]] | None:
     """Per question, the facts the configuration's teacher reads; None for a plain teacher."""
     if config.get("oracle"):
-        return {e.id: [{"id": e.meta.get("gold_fact_id") or "gold", "text": fact} for fact in gold_facts(e)]
-                for e in questions}
+        return gold_fact_evidence(questions)
     if "method" not in config:
         return None
     chosen = {key: config[key] for key in ("method", "k", "query", "min_score") if key in config}

@@ -341,6 +341,29 @@ def test_a_rationalizing_rag_teacher_explains_the_gold_answer_of_training_questi
     assert report["eval"]["accuracy"] == sum(e.label == e.choices[0] for e in held_out) / len(held_out)
 
 
+def test_the_oracle_teacher_reads_the_gold_fact_of_evaluation_questions_only_and_students_refuse_it(
+        tmp_path, monkeypatch, tiny_examples):
+
+    from ragdistill import paths
+    from ragdistill.config import load_params
+    from ragdistill.io import DataError, read_jsonl
+    from ragdistill.pipeline.split import run as split
+    from ragdistill.teachers.prompts import EVIDENCE_INSTRUCTION
+
+    examples = _stage_dir(tmp_path, monkeypatch, tiny_examples, "oracle")  # no retrieval file: none is read
+    report = _annotate_through_explaining_server()
+    held_out = examples[8:]
+    # Only the evaluation questions are asked, each with its own gold fact as the one fact shown.
+    assert len(_ExplainingServer.systems) == 4 and all(EVIDENCE_INSTRUCTION in s for s in _ExplainingServer.systems)
+    assert [f"fact number {8 + i}" in q for i, q in enumerate(_ExplainingServer.questions)] == [True] * 4
+    assert not any("fact number 0" in q for q in _ExplainingServer.questions)
+    rows = read_jsonl(paths.annotations("openbookqa", "oracle"))
+    assert [r["split"] for r in rows] == ["eval"] * 4 and report["oracle"] == {"with_gold_fact": 4, "of": 4}
+    assert report["eval"]["accuracy"] == sum(e.label == e.choices[0] for e in held_out) / len(held_out)
+    with pytest.raises(DataError, match="teacher 'oracle' answers the evaluation questions only"):
+        split(load_params(), "openbookqa")
+
+
 def test_the_teacher_answers_the_evaluation_questions_first_and_not_the_validation_ones(
         tmp_path, monkeypatch, tiny_examples):
 
@@ -392,3 +415,12 @@ def test_teacher_quality_counts_gold_labels_words_and_gold_fact_overlap(tmp_path
     assert summary["paired"][0] == {**summary["paired"][0], "a": "rag", "b": "plain", "questions": 4, "diff": 50.0}
     assert read_json(paths.REPORTS / "teacher" / "summary.json")["openbookqa"]["teachers"].keys() == {"plain", "rag"}
     assert "| rag | 100.0" in (paths.REPORTS / "teacher" / "summary.md").read_text()
+    # The oracle answers dev only; it is paired against plain on the dev questions both answered.
+    write_jsonl(paths.annotations("openbookqa", "oracle"),
+                [r for r in records(0, [True, True, False, True], "x") if r["split"] == "eval"][1:])
+    summary = write_summary(["openbookqa"])["openbookqa"]
+    assert summary["teachers"]["oracle"]["rationales"] == {"n": 0} and summary["teachers"]["oracle"]["dev"]["n"] == 3
+    oracle = next(p for p in summary["paired"] if p["a"] == "oracle")
+    assert (oracle["b"], oracle["questions"], round(oracle["diff"], 2)) == ("plain", 3, 33.33)
+    markdown = (paths.REPORTS / "teacher" / "summary.md").read_text()
+    assert "| oracle (reads the gold fact: not deployable) | 66.7" in markdown

@@ -18,6 +18,7 @@ class TeacherSpec:
     llm: bool = False  # the LLM of teacher_model answers (else no model runs)
     retrieval: bool = False  # it reads each question's retrieved evidence
     rationalize: bool = False  # shown each training question's gold answer, it explains it (STaR, KARD)
+    oracle: bool = False  # reads each question's gold fact in place of retrieval; evaluation questions only
 
 
 # Where rationales and teacher labels come from (params key ``teacher``). Each has its own annotation file.
@@ -31,6 +32,10 @@ TEACHERS = {
                                      rationalize=True),
     "rag_rationalize": TeacherSpec("rag, shown the gold answer of each training question", llm=True,
                                    retrieval=True, rationalize=True),
+    # A ceiling rather than a teacher: it reads the fact that supports the gold answer, which no deployed
+    # teacher has, so it answers the evaluation questions only and no student learns from it.
+    "oracle": TeacherSpec("the LLM of teacher_model, reading each evaluation question's gold fact (a ceiling for "
+                          "retrieval, not deployable)", llm=True, oracle=True),
     # A positive control rather than a teacher: what a student learns from a rationale that is surely right.
     "gold_fact": TeacherSpec("the question's gold fact as its rationale and the gold label (OpenBookQA, StrategyQA)"),
     "none": TeacherSpec("no teacher (finetune only)"),

@@ -46,6 +46,12 @@ def gold_facts(example: Example) -> list[str]:
     return [str(f).strip() for f in facts if str(f).strip()]
 
 
+def gold_fact_evidence(examples: list[Example]) -> dict[str, list[dict]]:
+    """Per example with a gold fact, its gold facts as retrieved passages: what an oracle retriever returns."""
+    return {e.id: [{"id": e.meta.get("gold_fact_id") or "gold", "text": fact} for fact in facts]
+            for e in examples if (facts := gold_facts(e))}
+
+
 def save_examples(path: str | Path, examples: list[Example]) -> int:
     return write_jsonl(path, (example.to_dict() for example in examples))
 

@@ -6,6 +6,9 @@
 - ``palm`` / ``none``: no model runs. The published PaLM outputs stay where the dataset keeps them
   (``data/prepared``; they are the dataset's files, not ours to republish), so the annotation file
   only records, per example, where its teacher output comes from.
+- ``oracle``: the LLM teacher reading each evaluation question's gold fact in place of retrieval, in the
+  RAG prompt: the ceiling of what retrieval could give, not a teacher one can deploy. It answers the
+  evaluation questions only, so no student learns from it (``split`` says so).
 - ``plain`` / ``rag``: the LLM teacher answers the training examples that ``split`` will choose (the
   same fraction and seed) and the evaluation examples (its own accuracy), without and with retrieved
   evidence. Replies go to a cache keyed by (model, prompt, decoding settings) as they arrive, so a killed
@@ -21,7 +24,7 @@ import time
 
 from ragdistill import paths
 from ragdistill.config import Params
-from ragdistill.data.example import Example, gold_facts, load_examples
+from ragdistill.data.example import Example, gold_fact_evidence, gold_facts, load_examples
 from ragdistill.data.registry import task_kind
 from ragdistill.data.split import choose_training
 from ragdistill.evaluation.metrics import accuracy_summary, is_correct
@@ -126,7 +129,14 @@ def run(params: Params, dataset: str) -> dict:
     scored = evaluation[: model.eval_examples] if model.eval_examples else evaluation
     spec = TEACHERS[teacher]
     evidence = None
-    if spec.retrieval:
+    if spec.oracle:
+        chosen = []
+        evidence = gold_fact_evidence(scored)
+        if not evidence:
+            raise SystemExit(f"annotate-teacher: teacher oracle reads each question's gold fact, and no {dataset} "
+                             "evaluation question has one (OpenBookQA and StrategyQA do); choose another teacher "
+                             "in params.yaml")
+    elif spec.retrieval:
         evidence = {row["id"]: row["passages"] for row in read_jsonl(paths.retrieved(dataset))}
     demonstrations = pick_demonstrations(dataset, train, model.demonstrations, evidence)
     # Rationalization explains the gold answer of the questions students learn from; the evaluation
@@ -165,6 +175,7 @@ def run(params: Params, dataset: str) -> dict:
     report = {"dataset": dataset, "teacher": teacher, "backend": model.backend, "model": model.model,
               "retrieval": {"method": params.retrieval.method, "k": params.retrieval.k} if spec.retrieval else None,
               "rationalize": spec.rationalize,
+              **({"oracle": {"with_gold_fact": len(evidence), "of": len(scored)}} if spec.oracle else {}),
               "eval": accuracy_summary(correct, params.eval.bootstrap, params.eval.seed) if correct else None,
               "unparsed": {"train": sum(1 for e in train_part if e.teacher_label is None),
                            "eval": sum(1 for e in eval_part if e.teacher_label is None)},

@@ -9,7 +9,7 @@ from ragdistill.data.registry import task_kind
 from ragdistill.data.split import agreeing, choose_training, with_annotations, with_evidence, without_teacher
 from ragdistill.io import DataError, read_jsonl, write_json
 from ragdistill.log import log
-from ragdistill.registry import METHODS
+from ragdistill.registry import METHODS, TEACHERS
 
 
 def run(params: Params, dataset: str) -> dict:
@@ -29,6 +29,10 @@ def run(params: Params, dataset: str) -> dict:
     fraction = params.fraction(dataset)
     chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed,
                                    held_out=params.split.teacher_selection)
+    if TEACHERS[params.teacher].oracle:
+        raise DataError(f"params.yaml: teacher {params.teacher!r} answers the evaluation questions only (it reads "
+                        "their gold facts, a ceiling for retrieval), so no student can learn from it; choose "
+                        f"another teacher ({', '.join(n for n, s in TEACHERS.items() if not s.oracle)})")
     gold = without_teacher(chosen)
     annotation_file = paths.annotations(dataset, params.teacher)
     records = {row["id"]: row for row in read_jsonl(annotation_file)}

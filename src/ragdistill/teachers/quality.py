@@ -3,8 +3,9 @@
 ``python -m ragdistill.teachers.quality [--datasets openbookqa ...]`` reads the git-tracked annotation files
 (``data/annotations/<dataset>-<teacher>.jsonl``) of every LLM teacher it finds and writes
 ``reports/teacher/summary.json`` and ``summary.md``: per dataset and teacher, dev accuracy with its 95%
-interval, the paired RAG - plain difference, and over the training questions it annotated the share of
-rationales whose label is the gold one (its accuracy there), their length and their gold-fact overlap.
+interval, the paired RAG - plain (and oracle - plain) difference, and over the training questions it
+annotated the share of rationales whose label is the gold one (its accuracy there), their length and their
+gold-fact overlap.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ragdistill.log import log
 from ragdistill.registry import TEACHERS
 
 CONTENT_WORD = re.compile(r"[a-z]{4,}")  # words longer than 3 letters: what a fact says, not its glue
-PAIRS = (("rag", "plain"), ("rag_rationalize", "plain_rationalize"))  # (a, b): a - b on the same questions
+# (a, b): a - b on the same questions
+PAIRS = (("rag", "plain"), ("oracle", "plain"), ("rag_rationalize", "plain_rationalize"))
 
 
 def content_words(text: str) -> set[str]:
@@ -122,7 +124,8 @@ def _markdown(summary: dict) -> str:
             d, q = row["dev"], row["rationales"]
             dev = f"{100 * d['accuracy']:.1f} [{100 * d['ci_low']:.1f}, {100 * d['ci_high']:.1f}]" if d else "–"
             overlap = q.get("gold_fact_overlap")
-            lines.append(f"| {teacher} | {dev} | {d['n'] if d else 0} | {q['n']} | {q.get('gold_label_share', '–')} "
+            name = f"{teacher} (reads the gold fact: not deployable)" if TEACHERS[teacher].oracle else teacher
+            lines.append(f"| {name} | {dev} | {d['n'] if d else 0} | {q['n']} | {q.get('gold_label_share', '–')} "
                          f"| {q.get('median_words', '–')} | {'–' if overlap is None else f'{overlap:.2f}'} |")
         for pair in info["paired"]:
             lines += ["", f"{pair['a']} - {pair['b']} on the same {pair['questions']} dev questions: "
