@@ -19,6 +19,10 @@ def run(params: Params, dataset: str) -> dict:
     learn from (finetune's without the teacher's outputs, so that a change of teacher leaves it and finetune's
     stages untouched), ``valid.jsonl`` and ``eval.jsonl`` (gold labels only: students are scored against gold,
     the teacher is scored by its own stage)."""
+    if TEACHERS[params.teacher].oracle:
+        raise DataError(f"params.yaml: teacher {params.teacher!r} answers the evaluation questions only (it reads "
+                        "their gold facts, a ceiling for retrieval), so no student can learn from it; choose "
+                        f"another teacher ({', '.join(n for n, s in TEACHERS.items() if not s.oracle)})")
     train = load_examples(paths.prepared(dataset, "train"))
     evaluation = load_examples(paths.prepared(dataset, "eval"))
     if params.split.student_evidence:
@@ -29,10 +33,6 @@ def run(params: Params, dataset: str) -> dict:
     fraction = params.fraction(dataset)
     chosen, valid = choose_training(train, fraction, params.split.valid_size, params.split.seed,
                                    held_out=params.split.teacher_selection)
-    if TEACHERS[params.teacher].oracle:
-        raise DataError(f"params.yaml: teacher {params.teacher!r} answers the evaluation questions only (it reads "
-                        "their gold facts, a ceiling for retrieval), so no student can learn from it; choose "
-                        f"another teacher ({', '.join(n for n, s in TEACHERS.items() if not s.oracle)})")
     gold = without_teacher(chosen)
     annotation_file = paths.annotations(dataset, params.teacher)
     records = {row["id"]: row for row in read_jsonl(annotation_file)}
